@@ -1,0 +1,47 @@
+// Command consumer is the one binary of authz-flag-consumer: the Kafka
+// consumer (run), the one-command demo (dev), manual migrations, and the
+// operator tools. Configuration comes from flags and AUTHZ_CONSUMER_*
+// environment variables and is read here only.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	err := newRootCmd().ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(1)
+	}
+}
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "consumer",
+		Short:         "Keep Open edX course-authoring roles where the authz.enable_course_authoring flag says",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(
+		newSchemaCmd(),
+		newMigrateCmd(),
+		newRollbackCmd(),
+		newRunsCmd(),
+		newRunCmd(),
+		newDevCmd(),
+		newPublishCmd(),
+		newReplayCmd(),
+		newParkedCmd(),
+		newDevRegistryCmd(),
+	)
+	return root
+}
