@@ -1,6 +1,14 @@
 // Package config holds the one Config struct the binary is built from.
 // It is filled in cmd/consumer from flags and AUTHZ_CONSUMER_* environment
 // variables; nothing below cmd reads the environment.
+//
+// The order of use in a command is:
+//
+//	var cfg config.Config
+//	config.Register(cmd.Flags(), &cfg)      // when building the command
+//	config.ApplyEnv(cmd.Flags(), os.LookupEnv) // after flag parsing
+//	cfg.Finish()                            // derive defaults
+//	cfg.Validate()                          // or ValidateDatabaseOnly
 package config
 
 import "time"
@@ -30,8 +38,41 @@ type Config struct {
 	WatchedFlag     string // default authz.enable_course_authoring
 	AutoMigrate     bool   // off by default (SPEC 8)
 	HTTPAddr        string // default :8080
-	LogLevel        string
+	LogLevel        string // debug, info (default), warn, error
 	LogFormat       string // json (default) or text
 	RetryMaxBackoff time.Duration
 	NotVisibleLimit time.Duration // how long an override row may stay invisible before parking
+}
+
+// Defaults that work on a laptop.
+const (
+	DefaultDatabaseURL     = "sqlite:///authz-consumer.db"
+	DefaultBroker          = "127.0.0.1:9092"
+	DefaultGroupID         = "authz-flag-consumer"
+	DefaultWatchedFlag     = "authz.enable_course_authoring"
+	DefaultHTTPAddr        = ":8080"
+	DefaultLogLevel        = "info"
+	DefaultLogFormat       = "json"
+	DefaultRetryMaxBackoff = 30 * time.Second
+	DefaultNotVisibleLimit = 2 * time.Minute
+
+	// TopicSuffix is the topic name without prefix (SPEC 9).
+	TopicSuffix = "waffle-flag-override-lifecycle"
+	// DeadLetterSuffix is appended to the topic to name the dead-letter topic.
+	DeadLetterSuffix = ".parked"
+)
+
+// SASL mechanisms the service can speak.
+const (
+	SASLPlain       = "PLAIN"
+	SASLScramSHA256 = "SCRAM-SHA-256"
+	SASLScramSHA512 = "SCRAM-SHA-512"
+)
+
+// DefaultTopic is the topic for an Open edX EVENT_BUS_TOPIC_PREFIX.
+func DefaultTopic(prefix string) string {
+	if prefix == "" {
+		return TopicSuffix
+	}
+	return prefix + "-" + TopicSuffix
 }
