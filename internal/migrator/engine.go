@@ -2,10 +2,19 @@ package migrator
 
 import (
 	"context"
+	"database/sql"
+	"database/sql/driver"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
+	"net"
+	"sort"
+	"strings"
 	"time"
 
+	"authz-flag-consumer/internal/lock"
 	"authz-flag-consumer/internal/store"
 )
 
@@ -14,61 +23,443 @@ type Options struct {
 	Logger      *slog.Logger
 	WatchedFlag string        // default authz.enable_course_authoring
 	AutoMigrate bool          // when false, events are recorded as disabled
-	LockTimeout time.Duration // how long to wait for the org lock
-	BatchSize   int
-	Now         func() time.Time
+	LockTimeout time.Duration // how long to wait for the org lock; default 30s
+	BatchSize   int           // rows per statement batch; default 500
+	// MaxReportedEntries caps the successes and each error list kept in a
+	// run's metadata (the counts stay exact); default 5000. openedx-authz
+	// keeps every entry, which makes a 100k-row run's metadata megabytes.
+	MaxReportedEntries int
+	Now                func() time.Time
+	// LockWaited, when set, is told how long each lock wait took (metrics).
+	LockWaited func(time.Duration)
+	// Fault, when set, is called at named points of a run; an error it
+	// returns fails the run there. Tests use it to inject failures.
+	Fault func(point string) error
 }
 
+// DefaultFlag is the waffle flag the service watches by default.
+const DefaultFlag = "authz.enable_course_authoring"
+
 // Engine runs migrations and handles flag-change events against one database.
+// It is safe for concurrent use: every run takes its org's advisory lock.
 type Engine struct {
 	db   *store.DB
 	opts Options
+	log  *slog.Logger
 }
 
 // New returns an Engine on db.
-func New(db *store.DB, opts Options) *Engine { return &Engine{db: db, opts: opts} }
-
-var errTODO = errors.New("not implemented yet")
-
-// Run performs one migration run and returns its record.
-func (e *Engine) Run(ctx context.Context, req Request) (*Run, error) { return nil, errTODO }
-
-// Handle acts on one event exactly once: duplicate check, ignore/disabled,
-// decision from the override history, the run, and the outcome row, all in
-// one transaction under the org lock. A returned error is transient (retry).
-func (e *Engine) Handle(ctx context.Context, src Source, ch Change) (Result, error) {
-	return Result{}, errTODO
+func New(db *store.DB, opts Options) *Engine {
+	if opts.WatchedFlag == "" {
+		opts.WatchedFlag = DefaultFlag
+	}
+	if opts.LockTimeout <= 0 {
+		opts.LockTimeout = 30 * time.Second
+	}
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = 500
+	}
+	if opts.MaxReportedEntries <= 0 {
+		opts.MaxReportedEntries = 5000
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Engine{db: db, opts: opts, log: opts.Logger}
 }
 
-// ParkedEvent is a message the consumer could not decode, kept for re-drive.
-type ParkedEvent struct {
-	ID        int64
-	EventID   string
-	Topic     string
-	Partition int
-	Offset    int64
-	Key       []byte
-	Value     []byte
-	Headers   map[string]string
-	Reason    string
-	ParkedAt  time.Time
-	RedrivenAt *time.Time
+func (e *Engine) now() time.Time { return e.opts.Now().UTC().Truncate(time.Microsecond) }
+
+func (e *Engine) fault(point string) error {
+	if e.opts.Fault == nil {
+		return nil
+	}
+	if err := e.opts.Fault(point); err != nil {
+		return fmt.Errorf("injected fault at %s: %w", point, err)
+	}
+	return nil
 }
 
-// Park records a malformed event (outcome parked, with its payload).
-// Parking the same source twice keeps one row.
-func (e *Engine) Park(ctx context.Context, p ParkedEvent) error { return errTODO }
-
-// Parked lists parked events not yet re-driven (all when includeRedriven).
-func (e *Engine) Parked(ctx context.Context, includeRedriven bool) ([]ParkedEvent, error) {
-	return nil, errTODO
+// tx is one transaction on the connection that holds the org lock.
+type tx struct {
+	*sql.Tx
+	db *store.DB
 }
 
-// MarkRedriven marks a parked event as re-driven.
-func (e *Engine) MarkRedriven(ctx context.Context, id int64) error { return errTODO }
+func (t *tx) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	return t.ExecContext(ctx, t.db.Rebind(q), args...)
+}
 
-// Runs lists the newest runs first.
-func (e *Engine) Runs(ctx context.Context, limit int) ([]Run, error) { return nil, errTODO }
+func (t *tx) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	return t.QueryContext(ctx, t.db.Rebind(q), args...)
+}
 
-// GetRun returns one run.
-func (e *Engine) GetRun(ctx context.Context, id int64) (*Run, error) { return nil, errTODO }
+func (t *tx) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	return t.QueryRowContext(ctx, t.db.Rebind(q), args...)
+}
+
+// locked runs fn in one transaction on a dedicated connection that holds
+// the advisory locks of orgs (sorted, so two runs never deadlock). The
+// transaction commits when fn returns nil and rolls back otherwise.
+func (e *Engine) locked(ctx context.Context, orgs []string, fn func(*tx) error) error {
+	conn, err := e.db.SQL.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("get connection: %w", err)
+	}
+	defer conn.Close()
+	orgs = uniqueSorted(orgs)
+	start := time.Now()
+	for _, org := range orgs {
+		release, err := lock.Acquire(ctx, e.db.Dialect, conn, org, e.opts.LockTimeout)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			// The lock must go back even when ctx was cancelled.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			if err := release(rctx); err != nil {
+				e.log.Error("release advisory lock", "org", org, "err", err)
+				conn.Raw(func(any) error { return driver.ErrBadConn }) // drop the connection: closing the session frees its locks
+			}
+		}()
+	}
+	if e.opts.LockWaited != nil && len(orgs) > 0 && e.db.Dialect != store.SQLite {
+		e.opts.LockWaited(time.Since(start))
+	}
+	sqlTx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	t := &tx{Tx: sqlTx, db: e.db}
+	if err := fn(t); err != nil {
+		if rbErr := sqlTx.Rollback(); rbErr != nil && !errors.Is(rbErr, sql.ErrTxDone) {
+			e.log.Warn("rollback", "err", rbErr)
+		}
+		return err
+	}
+	if err := sqlTx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+func uniqueSorted(in []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range in {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// IsTransient reports whether err is worth retrying as it is: the database
+// or the network went away, a lock wait timed out, the context ended, or an
+// override row is not visible yet. Other errors fail the run for good.
+func IsTransient(err error) bool {
+	if err == nil {
+		return false
+	}
+	var netErr net.Error
+	switch {
+	case errors.Is(err, ErrNotVisible), errors.Is(err, lock.ErrTimeout),
+		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded),
+		errors.Is(err, driver.ErrBadConn), errors.Is(err, sql.ErrConnDone),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.As(err, &netErr):
+		return true
+	}
+	msg := err.Error()
+	for _, s := range []string{"database is locked", "SQLITE_BUSY", "invalid connection", "connection refused",
+		"broken pipe", "connection reset", "bad connection", "server has gone away", "Lock wait timeout",
+		"Deadlock found", "deadlock detected", "conn closed", "57P01", "terminating connection"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// Validate checks a request and returns the orgs whose locks it needs.
+func (r Request) orgs() ([]string, error) {
+	if r.Direction != Forward && r.Direction != Rollback {
+		return nil, fmt.Errorf("unknown migration type %q", r.Direction)
+	}
+	switch r.ScopeType {
+	case OrgScope:
+		if err := ValidOrg(r.Org); err != nil {
+			return nil, err
+		}
+		return []string{r.Org}, nil
+	case CourseScope:
+		if len(r.CourseKeys) != 1 {
+			return nil, fmt.Errorf("a course run takes exactly one course key, got %d", len(r.CourseKeys))
+		}
+		org, err := CourseOrg(r.CourseKeys[0])
+		if err != nil {
+			return nil, err
+		}
+		return []string{org}, nil
+	}
+	return nil, fmt.Errorf("unknown scope type %q", r.ScopeType)
+}
+
+func (r Request) scopeKey() string {
+	if r.ScopeType == OrgScope {
+		return r.Org
+	}
+	return r.CourseKeys[0]
+}
+
+// Run performs one migration run under its org's advisory lock and returns
+// its record. All data changes of the run and its final record commit in
+// one transaction; on an error that is not transient the data rolls back
+// and a failed run is recorded (and returned with a nil error). A transient
+// error (database gone, lock timeout, cancelled) is returned and nothing is
+// written.
+func (e *Engine) Run(ctx context.Context, req Request) (*Run, error) {
+	orgs, err := req.orgs()
+	if err != nil {
+		return nil, err
+	}
+	var run *Run
+	err = e.locked(ctx, orgs, func(t *tx) error {
+		run, err = e.runIn(ctx, t, req)
+		return err
+	})
+	if err == nil || IsTransient(err) {
+		return run, err
+	}
+	return e.recordFailed(ctx, orgs, req, err)
+}
+
+// runIn does a run inside t: recover an orphaned running run of the scope,
+// insert this run, migrate, and finalize the record.
+func (e *Engine) runIn(ctx context.Context, t *tx, req Request) (*Run, error) {
+	if err := e.recoverOrphans(ctx, t, req.ScopeType, req.scopeKey()); err != nil {
+		return nil, err
+	}
+	run, err := e.insertRun(ctx, t, req, StatusRunning, nil)
+	if err != nil {
+		return nil, err
+	}
+	rep := newReport(e.opts.MaxReportedEntries)
+	if req.Direction == Forward {
+		err = e.forward(ctx, t, req, rep)
+	} else {
+		err = e.rollback(ctx, t, req, rep)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s %s %s: %w", req.Direction, req.ScopeType, req.scopeKey(), err)
+	}
+	run.Status = StatusCompleted
+	if rep.errorCount > 0 {
+		run.Status = StatusPartialSuccess
+	}
+	run.Metadata = rep.metadata(req)
+	if err := e.finishRun(ctx, t, run); err != nil {
+		return nil, err
+	}
+	return run, nil
+}
+
+// recordFailed writes a failed run after the data of the attempt rolled back.
+func (e *Engine) recordFailed(ctx context.Context, orgs []string, req Request, cause error) (*Run, error) {
+	var run *Run
+	err := e.locked(ctx, orgs, func(t *tx) error {
+		if err := e.recoverOrphans(ctx, t, req.ScopeType, req.scopeKey()); err != nil {
+			return err
+		}
+		md := newReport(0).metadata(req)
+		md["error"] = cause.Error()
+		var err error
+		run, err = e.insertRun(ctx, t, req, StatusFailed, md)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("record failed run (failure was: %v): %w", cause, err)
+	}
+	e.log.Error("migration run failed", "run_id", run.ID, "type", req.Direction, "scope", req.scopeKey(), "err", cause)
+	return run, nil
+}
+
+// recoverOrphans marks running runs of the scope failed. Called under the
+// org lock, where a running run can only be left over from a crash.
+func (e *Engine) recoverOrphans(ctx context.Context, t *tx, st ScopeType, key string) error {
+	rows, err := t.query(ctx, "SELECT id, metadata FROM openedx_authz_authzcourseauthoringmigrationrun WHERE scope_type = ? AND scope_key = ? AND status = ?",
+		string(st), key, StatusRunning)
+	if err != nil {
+		return fmt.Errorf("find orphaned runs of %s: %w", key, err)
+	}
+	type orphan struct {
+		id int64
+		md map[string]any
+	}
+	var orphans []orphan
+	for rows.Next() {
+		var o orphan
+		var raw []byte
+		if err := rows.Scan(&o.id, &raw); err != nil {
+			rows.Close()
+			return fmt.Errorf("read orphaned run: %w", err)
+		}
+		if json.Unmarshal(raw, &o.md) != nil || o.md == nil {
+			o.md = map[string]any{}
+		}
+		orphans = append(orphans, o)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read orphaned runs: %w", err)
+	}
+	now := e.now()
+	for _, o := range orphans {
+		o.md["error"] = "Abandoned: the run was still running when a later run of the same scope took the lock (the process that ran it stopped); marked failed by authz-flag-consumer."
+		raw, _ := json.Marshal(o.md)
+		if _, err := t.exec(ctx, "UPDATE openedx_authz_authzcourseauthoringmigrationrun SET status = ?, metadata = ?, updated_at = ?, completed_at = ? WHERE id = ?",
+			StatusFailed, string(raw), now, now, o.id); err != nil {
+			return fmt.Errorf("mark orphaned run %d failed: %w", o.id, err)
+		}
+		e.log.Warn("marked orphaned running run failed", "run_id", o.id, "scope", key)
+	}
+	return nil
+}
+
+func (e *Engine) insertRun(ctx context.Context, t *tx, req Request, status string, md map[string]any) (*Run, error) {
+	now := e.now()
+	run := &Run{MigrationType: req.Direction, ScopeType: req.ScopeType, ScopeKey: req.scopeKey(), Status: status,
+		CreatedAt: now, UpdatedAt: now, Metadata: md}
+	if md == nil {
+		md = map[string]any{}
+	}
+	var completed any
+	if status != StatusRunning {
+		run.CompletedAt = &now
+		completed = now
+	}
+	raw, _ := json.Marshal(md)
+	ids, err := insertIDs(ctx, t, "openedx_authz_authzcourseauthoringmigrationrun",
+		[]string{"migration_type", "scope_type", "scope_key", "status", "created_at", "updated_at", "completed_at", "metadata"},
+		[][]any{{string(req.Direction), string(req.ScopeType), run.ScopeKey, status, now, now, completed, string(raw)}})
+	if err != nil {
+		return nil, fmt.Errorf("insert run: %w", err)
+	}
+	run.ID = ids[0]
+	return run, nil
+}
+
+func (e *Engine) finishRun(ctx context.Context, t *tx, run *Run) error {
+	now := e.now()
+	run.UpdatedAt, run.CompletedAt = now, &now
+	raw, err := json.Marshal(run.Metadata)
+	if err != nil {
+		return fmt.Errorf("encode run metadata: %w", err)
+	}
+	if _, err := t.exec(ctx, "UPDATE openedx_authz_authzcourseauthoringmigrationrun SET status = ?, metadata = ?, updated_at = ?, completed_at = ? WHERE id = ?",
+		run.Status, string(raw), now, now, run.ID); err != nil {
+		return fmt.Errorf("finish run %d: %w", run.ID, err)
+	}
+	return nil
+}
+
+// insertIDs inserts rows and returns their new ids in order: one statement
+// with RETURNING where the database has it (SQLite, PostgreSQL, MariaDB),
+// else one statement per row with LastInsertId (MySQL).
+func insertIDs(ctx context.Context, t *tx, table string, cols []string, rows [][]any) ([]int64, error) {
+	ids := make([]int64, 0, len(rows))
+	if !t.db.Returning() {
+		q := fmt.Sprintf("INSERT INTO %s (%s) VALUES %s", table, strings.Join(cols, ", "), placeholders(len(cols), 1))
+		for _, r := range rows {
+			res, err := t.exec(ctx, q, r...)
+			if err != nil {
+				return nil, err
+			}
+			id, err := res.LastInsertId()
+			if err != nil {
+				return nil, err
+			}
+			ids = append(ids, id)
+		}
+		return ids, nil
+	}
+	var args []any
+	for _, r := range rows {
+		args = append(args, r...)
+	}
+	q := fmt.Sprintf("INSERT INTO %s (%s) VALUES %s RETURNING id", table, strings.Join(cols, ", "), placeholders(len(cols), len(rows)))
+	if len(cols) == 0 {
+		q = insertDefaults(t.db.Dialect, table, len(rows))
+	}
+	res, err := t.query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Close()
+	for res.Next() {
+		var id int64
+		if err := res.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	if err := res.Err(); err != nil {
+		return nil, err
+	}
+	if len(ids) != len(rows) {
+		return nil, fmt.Errorf("insert into %s returned %d ids for %d rows", table, len(ids), len(rows))
+	}
+	return ids, nil
+}
+
+// insertDefaults inserts n rows of only an auto id (openedx_authz_subject).
+func insertDefaults(d store.Dialect, table string, n int) string {
+	vals := strings.TrimSuffix(strings.Repeat("(DEFAULT),", n), ",")
+	switch d {
+	case store.SQLite:
+		vals = strings.TrimSuffix(strings.Repeat("(NULL),", n), ",")
+		return fmt.Sprintf("INSERT INTO %s (id) VALUES %s RETURNING id", table, vals)
+	case store.MySQL:
+		vals = strings.TrimSuffix(strings.Repeat("(NULL),", n), ",")
+		return fmt.Sprintf("INSERT INTO %s (id) VALUES %s RETURNING id", table, vals)
+	}
+	return fmt.Sprintf("INSERT INTO %s (id) VALUES %s RETURNING id", table, vals)
+}
+
+// placeholders renders n groups of k ? placeholders: (?, ?), (?, ?).
+func placeholders(k, n int) string {
+	group := "(" + strings.TrimSuffix(strings.Repeat("?, ", k), ", ") + ")"
+	return strings.TrimSuffix(strings.Repeat(group+", ", n), ", ")
+}
+
+// insertRows inserts rows in one statement.
+func insertRows(ctx context.Context, t *tx, table string, cols []string, rows [][]any) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	var args []any
+	for _, r := range rows {
+		args = append(args, r...)
+	}
+	q := fmt.Sprintf("INSERT INTO %s (%s) VALUES %s", table, strings.Join(cols, ", "), placeholders(len(cols), len(rows)))
+	if _, err := t.exec(ctx, q, args...); err != nil {
+		return fmt.Errorf("insert into %s: %w", table, err)
+	}
+	return nil
+}
+
+// inList renders "(?, ?, ?)" for n values.
+func inList(n int) string { return "(" + strings.TrimSuffix(strings.Repeat("?, ", n), ", ") + ")" }
+
+func anys[T any](in []T) []any {
+	out := make([]any, len(in))
+	for i, v := range in {
+		out[i] = v
+	}
+	return out
+}

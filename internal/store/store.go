@@ -1,13 +1,26 @@
 // Package store opens the database and owns the table definitions: the Open
-// edX tables (created only for the embedded default and tests, checked
-// read-only in production) and the service's own authz_consumer_* tables.
+// edX tables of SPEC 2 (created only for the embedded default and tests,
+// checked read-only in production) and the service's own authz_consumer_*
+// tables, created by versioned migrations. Dialect differences (SQLite,
+// MySQL/MariaDB, PostgreSQL) live here and in internal/lock only.
 package store
 
 import (
 	"context"
-	"errors"
+	"database/sql"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"time"
 
+	"github.com/glebarez/sqlite"
+	"github.com/go-sql-driver/mysql"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	gmysql "gorm.io/driver/mysql"
+	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
 )
 
 // Dialect names the database family.
@@ -15,16 +28,138 @@ type Dialect string
 
 const (
 	SQLite   Dialect = "sqlite"
-	MySQL    Dialect = "mysql"
+	MySQL    Dialect = "mysql" // MySQL and MariaDB
 	Postgres Dialect = "postgres"
 )
 
-// DB is an open database.
+// DB is an open database. SQL is the pool every query goes through; Gorm
+// wraps the same pool for the casbin gorm-adapter.
 type DB struct {
+	SQL     *sql.DB
 	Gorm    *gorm.DB
 	Dialect Dialect
-	URL     string // with the password masked
+	MariaDB bool   // MySQL dialect served by MariaDB (INSERT ... RETURNING works)
+	URL     string // the URL with its password masked, safe to log
 }
 
-// Open connects to url (sqlite:///path, mysql://..., postgres://...) and pings it.
-func Open(ctx context.Context, url string) (*DB, error) { return nil, errors.New("not implemented yet") }
+// Open connects to rawURL (sqlite:///path, mysql://user:pass@host:port/db,
+// postgres://user:pass@host:port/db) and pings it.
+func Open(ctx context.Context, rawURL string) (*DB, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Scheme == "" {
+		return nil, fmt.Errorf("database URL %q: want sqlite:///path, mysql://user:pass@host:port/db or postgres://user:pass@host:port/db", MaskURL(rawURL))
+	}
+	db := &DB{URL: MaskURL(rawURL)}
+	var dial gorm.Dialector
+	switch u.Scheme {
+	case "sqlite", "sqlite3":
+		path := u.Path
+		if u.Host != "" { // sqlite://relative.db
+			path = u.Host + u.Path
+		}
+		if path == "" {
+			return nil, fmt.Errorf("database URL %s: no file path", db.URL)
+		}
+		// One writer at a time: every transaction begins IMMEDIATE, so it
+		// takes SQLite's write lock up front (SPEC 7's single writer), and
+		// waits up to busy_timeout for another writer to finish.
+		dsn := "file:" + path + "?_pragma=busy_timeout(60000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate&_time_format=sqlite"
+		if db.SQL, err = sql.Open("sqlite", dsn); err != nil {
+			return nil, fmt.Errorf("open %s: %w", db.URL, err)
+		}
+		db.Dialect = SQLite
+		dial = sqlite.Dialector{Conn: db.SQL}
+	case "mysql", "mariadb":
+		cfg := mysql.NewConfig()
+		cfg.User = u.User.Username()
+		cfg.Passwd, _ = u.User.Password()
+		cfg.Net = "tcp"
+		cfg.Addr = u.Host
+		if u.Port() == "" {
+			cfg.Addr = net.JoinHostPort(u.Hostname(), "3306")
+		}
+		cfg.DBName = strings.TrimPrefix(u.Path, "/")
+		cfg.ParseTime = true
+		cfg.Loc = time.UTC
+		cfg.Params = map[string]string{"charset": "utf8mb4", "time_zone": "'+00:00'"}
+		for k, v := range u.Query() {
+			cfg.Params[k] = v[0]
+		}
+		conn, err := mysql.NewConnector(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("open %s: %w", db.URL, err)
+		}
+		db.SQL = sql.OpenDB(conn)
+		db.Dialect = MySQL
+		dial = gmysql.New(gmysql.Config{Conn: db.SQL, SkipInitializeWithVersion: true})
+	case "postgres", "postgresql":
+		if db.SQL, err = sql.Open("pgx", rawURL); err != nil {
+			return nil, fmt.Errorf("open %s: %w", db.URL, err)
+		}
+		db.Dialect = Postgres
+		dial = postgres.New(postgres.Config{Conn: db.SQL})
+	default:
+		return nil, fmt.Errorf("database URL %s: unknown scheme %q (want sqlite, mysql or postgres)", db.URL, u.Scheme)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := db.SQL.PingContext(pingCtx); err != nil {
+		db.SQL.Close()
+		return nil, fmt.Errorf("database %s unreachable: %w", db.URL, err)
+	}
+	if db.Dialect == MySQL {
+		var version string
+		if err := db.SQL.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version); err != nil {
+			db.SQL.Close()
+			return nil, fmt.Errorf("database %s: read version: %w", db.URL, err)
+		}
+		db.MariaDB = strings.Contains(strings.ToLower(version), "mariadb")
+	}
+	db.Gorm, err = gorm.Open(dial, &gorm.Config{Logger: logger.Discard, SkipDefaultTransaction: true})
+	if err != nil {
+		db.SQL.Close()
+		return nil, fmt.Errorf("open %s: %w", db.URL, err)
+	}
+	return db, nil
+}
+
+// Close closes the pool.
+func (db *DB) Close() error { return db.SQL.Close() }
+
+// Rebind turns ? placeholders into the dialect's form ($1, $2, ... on
+// PostgreSQL). Queries in this service are written with ?.
+func (db *DB) Rebind(query string) string { return Rebind(db.Dialect, query) }
+
+// Rebind turns ? placeholders into $n for PostgreSQL.
+func Rebind(d Dialect, query string) string {
+	if d != Postgres || !strings.Contains(query, "?") {
+		return query
+	}
+	var b strings.Builder
+	b.Grow(len(query) + 16)
+	n := 0
+	for i := 0; i < len(query); i++ {
+		if query[i] == '?' {
+			n++
+			fmt.Fprintf(&b, "$%d", n)
+			continue
+		}
+		b.WriteByte(query[i])
+	}
+	return b.String()
+}
+
+// Returning reports whether INSERT ... RETURNING works on this database.
+func (db *DB) Returning() bool { return db.Dialect != MySQL || db.MariaDB }
+
+// MaskURL hides the password of a database URL.
+func MaskURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}

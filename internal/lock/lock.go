@@ -1,0 +1,57 @@
+// Package lock takes the per-org database advisory lock every migration run
+// holds (SPEC 7). A lock lives on one physical connection: the caller passes
+// a dedicated *sql.Conn, keeps it for the whole run, and calls the returned
+// release function explicitly (returning a pooled connection to the pool does
+// not release a MySQL lock). One file per dialect.
+package lock
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"authz-flag-consumer/internal/store"
+)
+
+// ErrTimeout means the lock was not granted within the wait limit. It is
+// transient: another run of the same org holds it.
+var ErrTimeout = errors.New("advisory lock wait timed out")
+
+// Release gives a lock back. It must be called on the same connection.
+type Release func(ctx context.Context) error
+
+// Acquire takes the advisory lock of org on conn, waiting at most wait.
+// On SQLite it does nothing: there the run's IMMEDIATE transaction is the
+// single writer, and it waits for the write lock itself.
+func Acquire(ctx context.Context, d store.Dialect, conn *sql.Conn, org string, wait time.Duration) (Release, error) {
+	var (
+		rel Release
+		err error
+	)
+	switch d {
+	case store.MySQL:
+		rel, err = acquireMySQL(ctx, conn, org, wait)
+	case store.Postgres:
+		rel, err = acquirePostgres(ctx, conn, org, wait)
+	default:
+		rel, err = func(context.Context) error { return nil }, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lock org %q: %w", org, err)
+	}
+	return rel, nil
+}
+
+// sleep waits d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,273 @@
+package migrator
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Handle acts on one flag-change event once. Under the org's advisory lock
+// and in one transaction it checks whether the event (or another event for
+// the same override row) was handled before, decides from the override
+// history (SPEC 4), runs the migration, and records the event's outcome in
+// authz_consumer_event: a crash at any point leaves either all of it or
+// none. A returned error is transient (retry later, do not commit the
+// offset); errors.Is(err, ErrNotVisible) means the override row is not
+// committed yet.
+func (e *Engine) Handle(ctx context.Context, src Source, ch Change) (Result, error) {
+	if reason := e.ignoreReason(ch); reason != "" {
+		res := Result{Outcome: OutcomeIgnored, Detail: reason}
+		return e.recordAlone(ctx, src, ch, res)
+	}
+	org := ch.ScopeKey
+	if ch.ScopeType == CourseScope {
+		org, _ = CourseOrg(ch.ScopeKey)
+	}
+	var (
+		res Result
+		req *Request
+	)
+	err := e.locked(ctx, []string{org}, func(t *tx) error {
+		res, req = Result{}, nil
+		prior, done, err := e.handledBefore(ctx, t, src, ch)
+		if err != nil || done {
+			res = prior
+			return err
+		}
+		if prior.Outcome == OutcomeDuplicate {
+			res = prior
+			return e.recordEvent(ctx, t, src, ch, res)
+		}
+		if !e.opts.AutoMigrate {
+			res = Result{Outcome: OutcomeDisabled, Detail: "automatic migration is off"}
+			return e.recordEvent(ctx, t, src, ch, res)
+		}
+		d, err := e.decide(ctx, t, ch)
+		if err != nil {
+			return err
+		}
+		res = Result{Outcome: d.outcome, Direction: d.dir, Detail: d.detail}
+		if d.outcome == OutcomeRan {
+			r := Request{Direction: d.dir, ScopeType: ch.ScopeType, Delete: true, Excluded: d.excluded,
+				Trigger: Trigger{Kind: "event", EventID: src.EventID, Topic: src.Topic, Partition: src.Partition, Offset: src.Offset, RecordID: ch.RecordID}}
+			if ch.ScopeType == OrgScope {
+				r.Org = ch.ScopeKey
+			} else {
+				r.CourseKeys = []string{ch.ScopeKey}
+			}
+			req = &r
+			run, err := e.runIn(ctx, t, r)
+			if err != nil {
+				return err
+			}
+			res.RunID, res.Status = run.ID, run.Status
+		}
+		return e.recordEvent(ctx, t, src, ch, res)
+	})
+	if err == nil || IsTransient(err) || req == nil {
+		return res, err
+	}
+	// The run failed for good: its data rolled back; record the failed run
+	// and the event's outcome together.
+	cause := err
+	err = e.locked(ctx, []string{org}, func(t *tx) error {
+		md := newReport(0).metadata(*req)
+		md["error"] = cause.Error()
+		run, err := e.insertRun(ctx, t, *req, StatusFailed, md)
+		if err != nil {
+			return err
+		}
+		res = Result{Outcome: OutcomeRan, Direction: req.Direction, RunID: run.ID, Status: StatusFailed, Detail: cause.Error()}
+		return e.recordEvent(ctx, t, src, ch, res)
+	})
+	if err != nil {
+		return Result{}, fmt.Errorf("record failed run (failure was: %v): %w", cause, err)
+	}
+	e.log.Error("migration run failed", "run_id", res.RunID, "scope", ch.ScopeKey, "event_id", src.EventID, "err", cause)
+	return res, nil
+}
+
+// ignoreReason says why an event is none of this service's business, or "".
+func (e *Engine) ignoreReason(ch Change) string {
+	switch {
+	case ch.Flag != e.opts.WatchedFlag:
+		return fmt.Sprintf("flag %q is not the watched flag %q", ch.Flag, e.opts.WatchedFlag)
+	case ch.ScopeType == CourseScope:
+		if _, err := CourseOrg(ch.ScopeKey); err != nil {
+			return "not a course-v1 course key: " + ch.ScopeKey
+		}
+	case ch.ScopeType == OrgScope:
+		if err := ValidOrg(ch.ScopeKey); err != nil {
+			return err.Error()
+		}
+	default:
+		return fmt.Sprintf("scope type %q is neither course nor org", ch.ScopeType)
+	}
+	return ""
+}
+
+// handledBefore finds an earlier outcome of this event (done: nothing to
+// do) or of another event for the same override row that ran (a
+// duplicate, recorded under this event's id too). Disabled and parked
+// events are handled again: that is what re-driving and replaying after
+// turning automatic migration on are for.
+func (e *Engine) handledBefore(ctx context.Context, t *tx, src Source, ch Change) (Result, bool, error) {
+	var (
+		outcome, dir, detail string
+		runID                sql.NullInt64
+	)
+	err := t.queryRow(ctx, "SELECT outcome, run_id, direction, detail FROM authz_consumer_event WHERE event_id = ?", src.EventID).Scan(&outcome, &runID, &dir, &detail)
+	switch {
+	case err == nil && outcome != string(OutcomeDisabled) && outcome != string(OutcomeParked):
+		return Result{Outcome: OutcomeDuplicate, RunID: runID.Int64, Direction: Direction(dir),
+			Detail: fmt.Sprintf("event already handled: %s %s", outcome, detail)}, true, nil
+	case err != nil && err != sql.ErrNoRows:
+		return Result{}, false, fmt.Errorf("read outcome of event %s: %w", src.EventID, err)
+	}
+	var other string
+	err = t.queryRow(ctx, "SELECT event_id, run_id, direction FROM authz_consumer_event WHERE scope_type = ? AND scope_key = ? AND record_id = ? AND flag = ? AND outcome = ? AND event_id <> ?",
+		string(ch.ScopeType), ch.ScopeKey, ch.RecordID, ch.Flag, string(OutcomeRan), src.EventID).Scan(&other, &runID, &dir)
+	switch {
+	case err == sql.ErrNoRows:
+		return Result{}, false, nil
+	case err != nil:
+		return Result{}, false, fmt.Errorf("read outcomes of override %d: %w", ch.RecordID, err)
+	}
+	return Result{Outcome: OutcomeDuplicate, RunID: runID.Int64, Direction: Direction(dir),
+		Detail: fmt.Sprintf("override row %d was already acted on by event %s", ch.RecordID, other)}, false, nil
+}
+
+// recordAlone records an outcome that needs no lock (ignored events).
+func (e *Engine) recordAlone(ctx context.Context, src Source, ch Change, res Result) (Result, error) {
+	err := e.locked(ctx, nil, func(t *tx) error {
+		prior, done, err := e.handledBefore(ctx, t, src, ch)
+		if err != nil || done {
+			res = prior
+			return err
+		}
+		return e.recordEvent(ctx, t, src, ch, res)
+	})
+	return res, err
+}
+
+// recordEvent writes (or, for a re-handled disabled or parked event,
+// updates) the event's outcome row.
+func (e *Engine) recordEvent(ctx context.Context, t *tx, src Source, ch Change, res Result) error {
+	now := e.now()
+	var runID any
+	if res.RunID != 0 {
+		runID = res.RunID
+	}
+	detail := res.Detail
+	if res.Status != "" {
+		detail = strings.TrimSpace("run " + res.Status + " " + detail)
+	}
+	r, err := t.exec(ctx, "UPDATE authz_consumer_event SET topic = ?, partition_no = ?, offset_no = ?, flag = ?, scope_type = ?, scope_key = ?, record_id = ?, outcome = ?, run_id = ?, direction = ?, detail = ?, updated_at = ? WHERE event_id = ?",
+		src.Topic, src.Partition, src.Offset, ch.Flag, string(ch.ScopeType), ch.ScopeKey, ch.RecordID, string(res.Outcome), runID, string(res.Direction), detail, now, src.EventID)
+	if err != nil {
+		return fmt.Errorf("record outcome of event %s: %w", src.EventID, err)
+	}
+	if n, _ := r.RowsAffected(); n > 0 {
+		return nil
+	}
+	return insertRows(ctx, t, "authz_consumer_event",
+		[]string{"event_id", "topic", "partition_no", "offset_no", "flag", "scope_type", "scope_key", "record_id", "outcome", "run_id", "direction", "detail", "created_at", "updated_at"},
+		[][]any{{src.EventID, src.Topic, src.Partition, src.Offset, ch.Flag, string(ch.ScopeType), ch.ScopeKey, ch.RecordID, string(res.Outcome), runID, string(res.Direction), detail, now, now}})
+}
+
+// ParkedEvent is a message the consumer could not use, kept for re-drive.
+type ParkedEvent struct {
+	ID         int64
+	EventID    string
+	Topic      string
+	Partition  int
+	Offset     int64
+	Key        []byte
+	Value      []byte
+	Headers    map[string]string
+	Reason     string // a stable code, e.g. framing, missing_field
+	Detail     string
+	ParkedAt   time.Time
+	RedrivenAt *time.Time
+}
+
+// Park records a malformed event: its payload in authz_consumer_parked and
+// outcome parked in authz_consumer_event. Parking the same message twice
+// (a redelivery) keeps one row.
+func (e *Engine) Park(ctx context.Context, p ParkedEvent) error {
+	if p.EventID == "" {
+		p.EventID = fmt.Sprintf("%s/%d/%d", p.Topic, p.Partition, p.Offset)
+	}
+	headers, _ := json.Marshal(p.Headers)
+	now := e.now()
+	return e.locked(ctx, nil, func(t *tx) error {
+		var n int
+		if err := t.queryRow(ctx, "SELECT COUNT(*) FROM authz_consumer_parked WHERE topic = ? AND partition_no = ? AND offset_no = ?",
+			p.Topic, p.Partition, p.Offset).Scan(&n); err != nil {
+			return fmt.Errorf("park event %s: %w", p.EventID, err)
+		}
+		if n > 0 {
+			return nil
+		}
+		if err := insertRows(ctx, t, "authz_consumer_parked",
+			[]string{"event_id", "topic", "partition_no", "offset_no", "msg_key", "msg_value", "headers", "reason", "detail", "parked_at"},
+			[][]any{{p.EventID, p.Topic, p.Partition, p.Offset, p.Key, p.Value, string(headers), p.Reason, p.Detail, now}}); err != nil {
+			return err
+		}
+		src := Source{EventID: p.EventID, Topic: p.Topic, Partition: p.Partition, Offset: p.Offset}
+		var prior string
+		err := t.queryRow(ctx, "SELECT outcome FROM authz_consumer_event WHERE event_id = ?", p.EventID).Scan(&prior)
+		if err == nil && prior != string(OutcomeParked) {
+			return nil // the id was handled before: keep that outcome
+		}
+		return e.recordEvent(ctx, t, src, Change{}, Result{Outcome: OutcomeParked, Detail: p.Reason + ": " + p.Detail})
+	})
+}
+
+// Parked lists parked events, oldest first; re-driven ones only when
+// includeRedriven.
+func (e *Engine) Parked(ctx context.Context, includeRedriven bool) ([]ParkedEvent, error) {
+	q := "SELECT id, event_id, topic, partition_no, offset_no, msg_key, msg_value, headers, reason, detail, parked_at, redriven_at FROM authz_consumer_parked"
+	if !includeRedriven {
+		q += " WHERE redriven_at IS NULL"
+	}
+	rows, err := e.db.SQL.QueryContext(ctx, q+" ORDER BY id")
+	if err != nil {
+		return nil, fmt.Errorf("list parked events: %w", err)
+	}
+	defer rows.Close()
+	var out []ParkedEvent
+	for rows.Next() {
+		var p ParkedEvent
+		var headers string
+		var redriven sql.NullTime
+		if err := rows.Scan(&p.ID, &p.EventID, &p.Topic, &p.Partition, &p.Offset, &p.Key, &p.Value, &headers, &p.Reason, &p.Detail, &p.ParkedAt, &redriven); err != nil {
+			return nil, fmt.Errorf("read parked event: %w", err)
+		}
+		_ = json.Unmarshal([]byte(headers), &p.Headers)
+		if redriven.Valid {
+			p.RedrivenAt = &redriven.Time
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// ErrNotFound means a run or parked event id does not exist.
+var ErrNotFound = errors.New("not found")
+
+// MarkRedriven marks a parked event as re-driven.
+func (e *Engine) MarkRedriven(ctx context.Context, id int64) error {
+	r, err := e.db.SQL.ExecContext(ctx, e.db.Rebind("UPDATE authz_consumer_parked SET redriven_at = ? WHERE id = ?"), e.now(), id)
+	if err != nil {
+		return fmt.Errorf("mark parked event %d re-driven: %w", id, err)
+	}
+	if n, _ := r.RowsAffected(); n == 0 {
+		return fmt.Errorf("parked event %d: %w", id, ErrNotFound)
+	}
+	return nil
+}

@@ -1,0 +1,68 @@
+package migrator
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+)
+
+const runColumns = "id, migration_type, scope_type, scope_key, status, created_at, updated_at, completed_at, metadata"
+
+// Runs lists the newest runs first (all when limit <= 0).
+func (e *Engine) Runs(ctx context.Context, limit int) ([]Run, error) {
+	q := "SELECT " + runColumns + " FROM openedx_authz_authzcourseauthoringmigrationrun ORDER BY id DESC"
+	if limit > 0 {
+		q += fmt.Sprintf(" LIMIT %d", limit)
+	}
+	rows, err := e.db.SQL.QueryContext(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
+	}
+	defer rows.Close()
+	var out []Run
+	for rows.Next() {
+		r, err := scanRun(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *r)
+	}
+	return out, rows.Err()
+}
+
+// GetRun returns one run, or an error wrapping ErrNotFound.
+func (e *Engine) GetRun(ctx context.Context, id int64) (*Run, error) {
+	rows, err := e.db.SQL.QueryContext(ctx, e.db.Rebind("SELECT "+runColumns+" FROM openedx_authz_authzcourseauthoringmigrationrun WHERE id = ?"), id)
+	if err != nil {
+		return nil, fmt.Errorf("read run %d: %w", id, err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("read run %d: %w", id, err)
+		}
+		return nil, fmt.Errorf("run %d: %w", id, ErrNotFound)
+	}
+	return scanRun(rows)
+}
+
+func scanRun(rows *sql.Rows) (*Run, error) {
+	var (
+		r         Run
+		completed sql.NullTime
+		md        []byte
+		mt, st    string
+	)
+	if err := rows.Scan(&r.ID, &mt, &st, &r.ScopeKey, &r.Status, &r.CreatedAt, &r.UpdatedAt, &completed, &md); err != nil {
+		return nil, fmt.Errorf("read run: %w", err)
+	}
+	r.MigrationType, r.ScopeType = Direction(mt), ScopeType(st)
+	if completed.Valid {
+		r.CompletedAt = &completed.Time
+	}
+	if err := json.Unmarshal(md, &r.Metadata); err != nil {
+		return nil, fmt.Errorf("run %d metadata: %w", r.ID, err)
+	}
+	return &r, nil
+}
