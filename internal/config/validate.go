@@ -83,7 +83,7 @@ func (c Config) Validate() error {
 }
 
 // databaseSchemes are the URL schemes store.Open understands.
-var databaseSchemes = []string{"sqlite", "mysql", "postgres", "postgresql"}
+var databaseSchemes = []string{"sqlite", "sqlite3", "mysql", "mariadb", "postgres", "postgresql"}
 
 func (c Config) validateDatabase() []error {
 	bad := func(format string, args ...any) []error {
@@ -96,13 +96,14 @@ func (c Config) validateDatabase() []error {
 	if !ok {
 		return bad("%q has no scheme; use one of sqlite:///path, mysql://user:pass@host:port/db, postgres://user:pass@host:port/db", MaskURL(c.DatabaseURL))
 	}
-	switch strings.ToLower(scheme) {
-	case "sqlite":
+	scheme = strings.ToLower(scheme)
+	switch scheme {
+	case "sqlite", "sqlite3":
 		if strings.Trim(rest, "/") == "" {
 			return bad("%q names no file; use sqlite:///path/to/file.db", c.DatabaseURL)
 		}
 		return nil
-	case "mysql", "postgres", "postgresql":
+	case "mysql", "mariadb", "postgres", "postgresql":
 	default:
 		return bad("scheme %q is not one of %s", scheme, strings.Join(databaseSchemes, ", "))
 	}
@@ -119,7 +120,7 @@ func (c Config) validateDatabase() []error {
 			return bad("%q: %v", MaskURL(c.DatabaseURL), err)
 		}
 	}
-	if strings.ToLower(scheme) == "mysql" && strings.Trim(u.Path, "/") == "" {
+	if (scheme == "mysql" || scheme == "mariadb") && strings.Trim(u.Path, "/") == "" {
 		return bad("%q names no database; use mysql://user:pass@host:port/db", MaskURL(c.DatabaseURL))
 	}
 	return nil

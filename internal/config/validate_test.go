@@ -112,6 +112,8 @@ func TestValidateGoodSettings(t *testing.T) {
 		{"AUTHZ_CONSUMER_DATABASE_URL": "postgres://edx:pw@pg/edxapp?sslmode=disable"},
 		{"AUTHZ_CONSUMER_DATABASE_URL": "postgresql://pg:5432/edxapp"},
 		{"AUTHZ_CONSUMER_DATABASE_URL": "sqlite://relative.db"},
+		{"AUTHZ_CONSUMER_DATABASE_URL": "sqlite3:///tmp/a.db"},
+		{"AUTHZ_CONSUMER_DATABASE_URL": "mariadb://edx:pw@mariadb/edxapp"},
 		{"AUTHZ_CONSUMER_HTTP_ADDR": "127.0.0.1:0"},
 		{"AUTHZ_CONSUMER_SASL_MECHANISM": "plain", "AUTHZ_CONSUMER_SASL_USER": "u", "AUTHZ_CONSUMER_SASL_PASSWORD": "p"},
 		{"AUTHZ_CONSUMER_TLS": "true"},
