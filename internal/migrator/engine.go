@@ -344,6 +344,8 @@ func (e *Engine) insertRun(ctx context.Context, t *tx, req Request, status strin
 		completed = now
 	}
 	raw, _ := json.Marshal(md)
+	run.Metadata = nil
+	_ = json.Unmarshal(raw, &run.Metadata)
 	ids, err := insertIDs(ctx, t, "openedx_authz_authzcourseauthoringmigrationrun",
 		[]string{"migration_type", "scope_type", "scope_key", "status", "created_at", "updated_at", "completed_at", "metadata"},
 		[][]any{{string(req.Direction), string(req.ScopeType), run.ScopeKey, status, now, now, completed, string(raw)}})
@@ -361,6 +363,8 @@ func (e *Engine) finishRun(ctx context.Context, t *tx, run *Run) error {
 	if err != nil {
 		return fmt.Errorf("encode run metadata: %w", err)
 	}
+	run.Metadata = nil
+	_ = json.Unmarshal(raw, &run.Metadata) // callers see what GetRun would read
 	if _, err := t.exec(ctx, "UPDATE openedx_authz_authzcourseauthoringmigrationrun SET status = ?, metadata = ?, updated_at = ?, completed_at = ? WHERE id = ?",
 		run.Status, string(raw), now, now, run.ID); err != nil {
 		return fmt.Errorf("finish run %d: %w", run.ID, err)

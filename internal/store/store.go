@@ -63,7 +63,7 @@ func Open(ctx context.Context, rawURL string) (*DB, error) {
 		// One writer at a time: every transaction begins IMMEDIATE, so it
 		// takes SQLite's write lock up front (SPEC 7's single writer), and
 		// waits up to busy_timeout for another writer to finish.
-		dsn := "file:" + path + "?_pragma=busy_timeout(60000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate&_time_format=sqlite"
+		dsn := "file:" + path + "?_pragma=busy_timeout(60000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 		if db.SQL, err = sql.Open("sqlite", dsn); err != nil {
 			return nil, fmt.Errorf("open %s: %w", db.URL, err)
 		}
