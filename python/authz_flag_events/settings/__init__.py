@@ -1,0 +1,1 @@
+"""Plugin settings (edx-django-utils plugin framework) for the LMS and CMS."""

@@ -1,0 +1,1 @@
+"""Stand-in for openedx.core.djangoapps.waffle_utils: same app label, tables and columns."""
