@@ -76,7 +76,7 @@ func TestOrgForwardAndBack(t *testing.T) {
 		fx.legacy("admin", "OrgX", "", "instructor") // org-wide
 		fx.legacy("s1", "OrgX", c1, "staff")
 		fx.legacy("s2", "OrgX", "course-v1:OrgX+C2+2024", "beta_testers")
-		fx.legacy("old", "OrgX", "OrgX/Old/2012", "staff")                // slash key: never selected
+		fx.legacy("old", "OrgX", "OrgX/Old/2012", "staff")                 // slash key: never selected
 		fx.legacy("ccx", "OrgX", "ccx-v1:OrgX+C1+2024+ccx@3", "ccx_coach") // CCX key: never selected
 		fx.legacy("y", "OrgY", "course-v1:OrgY+C1+2024", "staff")          // other org
 		fx.legacy("creator", "OrgX", "", "org_course_creator_group")

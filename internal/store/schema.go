@@ -192,6 +192,9 @@ var intWidth = regexp.MustCompile(`^(int|bigint|smallint)\(\d+\)`)
 // as longtext, unsigned ids).
 func sameType(d Dialect, want Column, got string) bool {
 	exp := columnType(d, want)
+	if d == SQLite && want.Auto {
+		exp = "integer" // Django's SQLite AutoField and BigAutoField alike
+	}
 	if d == MySQL {
 		got = intWidth.ReplaceAllString(got, "$1")
 		got = strings.TrimSuffix(got, " unsigned")

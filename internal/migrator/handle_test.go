@@ -1,0 +1,140 @@
+package migrator_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"authz-flag-consumer/internal/migrator"
+)
+
+func TestEventsDecideFromOverrideHistory(t *testing.T) {
+	dialects(t, func(t *testing.T, fx *fixture) {
+		fx.legacy("s1", "OrgX", c1, "staff")
+		fx.legacy("s2", "OrgX", "course-v1:OrgX+C2+2024", "staff")
+		fx.legacy("admin", "OrgX", "", "instructor")
+
+		// Course on: forward of that course only.
+		on := fx.override(migrator.CourseScope, c1, true, "on")
+		res := fx.event("e1", migrator.CourseScope, c1, on)
+		require.Equal(t, migrator.OutcomeRan, res.Outcome)
+		require.Equal(t, migrator.Forward, res.Direction)
+		require.Equal(t, migrator.StatusCompleted, res.Status)
+		require.Len(t, fx.rules(), 1)
+
+		// The same event again, and another event for the same row: no second run.
+		require.Equal(t, migrator.OutcomeDuplicate, fx.event("e1", migrator.CourseScope, c1, on).Outcome)
+		require.Equal(t, migrator.OutcomeDuplicate, fx.event("e1-again", migrator.CourseScope, c1, on).Outcome)
+		require.Equal(t, 1, fx.count("openedx_authz_authzcourseauthoringmigrationrun", ""))
+
+		// A no-op save: on again.
+		again := fx.override(migrator.CourseScope, c1, true, "on")
+		require.Equal(t, migrator.OutcomeNoop, fx.event("e2", migrator.CourseScope, c1, again).Outcome)
+
+		// The org turns on while C1 is on by its own override: the org run
+		// moves C2 and the org-wide row; C1 already moved.
+		orgOn := fx.override(migrator.OrgScope, "OrgX", true, "on")
+		res = fx.event("e3", migrator.OrgScope, "OrgX", orgOn)
+		require.Equal(t, migrator.Forward, res.Direction)
+		require.Len(t, fx.rules(), 3)
+		require.Empty(t, fx.legacyRows())
+
+		// C1 forced off while the org is on: C1 rolls back alone.
+		off := fx.override(migrator.CourseScope, c1, true, "off")
+		res = fx.event("e4", migrator.CourseScope, c1, off)
+		require.Equal(t, migrator.Rollback, res.Direction)
+		require.Equal(t, []string{"s1|OrgX|" + c1 + "|staff"}, fx.legacyRows())
+
+		// The org turns off: C1's own off override agrees, C2 and the glob roll back.
+		orgOff := fx.override(migrator.OrgScope, "OrgX", true, "off")
+		res = fx.event("e5", migrator.OrgScope, "OrgX", orgOff)
+		require.Equal(t, migrator.Rollback, res.Direction)
+		require.Len(t, fx.legacyRows(), 3)
+		require.Empty(t, fx.rules())
+
+		// C1's override is removed (disabled row): the org level (off) applies: no-op.
+		removed := fx.override(migrator.CourseScope, c1, false, "off")
+		require.Equal(t, migrator.OutcomeNoop, fx.event("e6", migrator.CourseScope, c1, removed).Outcome)
+
+		// An org on with C1 forced off: C1 is left out and reported.
+		fx.override(migrator.CourseScope, c1, true, "off")
+		orgOn2 := fx.override(migrator.OrgScope, "OrgX", true, "on")
+		res = fx.event("e7", migrator.OrgScope, "OrgX", orgOn2)
+		run, err := fx.eng.GetRun(fx.ctx, res.RunID)
+		require.NoError(t, err)
+		require.Equal(t, migrator.StatusPartialSuccess, run.Status)
+		skipped := run.Metadata["errors"].(map[string]any)["skipped_for_flag_override"].([]any)
+		require.Equal(t, map[string]any{"subject": "s1", "role": "staff", "scope": c1,
+			"details": "Course-level authoring flag override opposes this organization-level transition"}, skipped[0])
+		require.Equal(t, []any{c1}, run.Metadata["excluded_courses"])
+		require.Equal(t, []string{"s1|OrgX|" + c1 + "|staff"}, fx.legacyRows())
+		require.Equal(t, "e7", run.Metadata["event"].(map[string]any)["id"])
+
+		// Stale events replayed later under new ids: nothing moves. The row
+		// that ran is a duplicate; a row that did not is superseded.
+		require.Equal(t, migrator.OutcomeDuplicate, fx.event("e1-replayed-with-new-id", migrator.CourseScope, c1, on).Outcome)
+		require.Equal(t, migrator.OutcomeSuperseded, fx.event("e2-replayed-with-new-id", migrator.CourseScope, c1, again).Outcome)
+
+		// An override row not committed yet.
+		_, err = fx.eng.Handle(fx.ctx, migrator.Source{EventID: "e8"}, migrator.Change{Flag: migrator.DefaultFlag,
+			ScopeType: migrator.CourseScope, ScopeKey: c1, Org: "OrgX", RecordID: 9999})
+		require.True(t, errors.Is(err, migrator.ErrNotVisible), "%v", err)
+		require.True(t, migrator.IsTransient(err))
+
+		// Other flags and non-course-v1 keys are ignored and recorded.
+		res, err = fx.eng.Handle(fx.ctx, migrator.Source{EventID: "e9"}, migrator.Change{Flag: "some.other_flag", ScopeType: migrator.OrgScope, ScopeKey: "OrgX", RecordID: 1})
+		require.NoError(t, err)
+		require.Equal(t, migrator.OutcomeIgnored, res.Outcome)
+		res, err = fx.eng.Handle(fx.ctx, migrator.Source{EventID: "e10"}, migrator.Change{Flag: migrator.DefaultFlag, ScopeType: migrator.CourseScope, ScopeKey: "OrgX/C1/2024", RecordID: 1})
+		require.NoError(t, err)
+		require.Equal(t, migrator.OutcomeIgnored, res.Outcome)
+		require.ElementsMatch(t, []string{"e1|ran", "e1-again|duplicate", "e1-replayed-with-new-id|duplicate", "e10|ignored", "e2|noop", "e2-replayed-with-new-id|superseded", "e3|ran", "e4|ran", "e5|ran", "e6|noop", "e7|ran", "e9|ignored"},
+			fx.strings("SELECT event_id, outcome FROM authz_consumer_event"))
+	})
+}
+
+func TestDisabledEventsAreRecordedAndHandledLater(t *testing.T) {
+	fx := newFixture(t, "sqlite")
+	fx.legacy("s1", "OrgX", c1, "staff")
+	on := fx.override(migrator.CourseScope, c1, true, "on")
+	fx.eng = fx.engine(migrator.Options{AutoMigrate: false})
+	require.Equal(t, migrator.OutcomeDisabled, fx.event("e1", migrator.CourseScope, c1, on).Outcome)
+	require.Empty(t, fx.rules())
+	// Turned on and replayed: the disabled event now acts, once.
+	fx.eng = fx.engine(migrator.Options{AutoMigrate: true})
+	require.Equal(t, migrator.OutcomeRan, fx.event("e1", migrator.CourseScope, c1, on).Outcome)
+	require.Equal(t, migrator.OutcomeDuplicate, fx.event("e1", migrator.CourseScope, c1, on).Outcome)
+	require.Len(t, fx.rules(), 1)
+}
+
+func TestFailedRunFromEventIsRecordedWithOutcome(t *testing.T) {
+	dialects(t, func(t *testing.T, fx *fixture) {
+		fx.legacy("s1", "OrgX", c1, "staff")
+		on := fx.override(migrator.CourseScope, c1, true, "on")
+		fx.eng = fx.engine(migrator.Options{AutoMigrate: true, Fault: func(string) error { return errors.New("boom") }})
+		res := fx.event("e1", migrator.CourseScope, c1, on)
+		require.Equal(t, migrator.StatusFailed, res.Status)
+		require.Empty(t, fx.rules())
+		require.Equal(t, []string{"e1|ran"}, fx.strings("SELECT event_id, outcome FROM authz_consumer_event"))
+		require.Equal(t, []string{"failed"}, fx.strings("SELECT status FROM openedx_authz_authzcourseauthoringmigrationrun"))
+	})
+}
+
+func TestParkKeepsOneRowPerMessage(t *testing.T) {
+	fx := newFixture(t, "sqlite")
+	p := migrator.ParkedEvent{Topic: "t", Partition: 2, Offset: 7, Key: []byte{0, 1}, Value: []byte("x"), Headers: map[string]string{"ce_type": "x"}, Reason: "framing", Detail: "too short"}
+	require.NoError(t, fx.eng.Park(fx.ctx, p))
+	require.NoError(t, fx.eng.Park(fx.ctx, p))
+	parked, err := fx.eng.Parked(fx.ctx, false)
+	require.NoError(t, err)
+	require.Len(t, parked, 1)
+	require.Equal(t, "t/2/7", parked[0].EventID)
+	require.Equal(t, []byte("x"), parked[0].Value)
+	require.Equal(t, "x", parked[0].Headers["ce_type"])
+	require.NoError(t, fx.eng.MarkRedriven(fx.ctx, parked[0].ID))
+	parked, err = fx.eng.Parked(fx.ctx, false)
+	require.NoError(t, err)
+	require.Empty(t, parked)
+	require.Equal(t, []string{"t/2/7|parked"}, fx.strings("SELECT event_id, outcome FROM authz_consumer_event"))
+}
