@@ -1,7 +1,155 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/spf13/cobra"
+
+	"authz-flag-consumer/internal/config"
+	"authz-flag-consumer/internal/consumer"
+	"authz-flag-consumer/internal/migrator"
+	"authz-flag-consumer/internal/store"
+)
 
 func newParkedCmd() *cobra.Command {
-	return &cobra.Command{Use: "parked", Short: "not implemented yet"}
+	cmd := &cobra.Command{
+		Use:   "parked",
+		Short: "List parked events and re-drive them",
+		Long: `Events the consumer could not decode (or whose override row never became
+visible) are parked: copied to the dead-letter topic with the reason in
+x-parked-* headers, and recorded in the database. 'parked list' shows them;
+'parked redrive' publishes an event again, unchanged, to the partition it came
+from, once the cause is fixed (a schema registered, a producer repaired).`,
+	}
+	cmd.AddCommand(newParkedListCmd(), newParkedRedriveCmd())
+	return cmd
+}
+
+func newParkedListCmd() *cobra.Command {
+	var (
+		cfg config.Config
+		all bool
+	)
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List parked events waiting for a re-drive (--all: also re-driven ones)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := loadDatabaseConfig(cmd, &cfg); err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			db, err := store.Open(ctx, cfg.DatabaseURL)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			parked, err := migrator.New(db, migrator.Options{}).Parked(ctx, all)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if len(parked) == 0 {
+				fmt.Fprintln(out, "no parked events")
+				return nil
+			}
+			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tPARKED AT\tSOURCE\tEVENT ID\tREASON\tREDRIVEN AT")
+			for _, p := range parked {
+				redriven := "-"
+				if p.RedrivenAt != nil {
+					redriven = p.RedrivenAt.UTC().Format(time.RFC3339)
+				}
+				fmt.Fprintf(tw, "%d\t%s\t%s/%d/%d\t%s\t%s\t%s\n", p.ID, p.ParkedAt.UTC().Format(time.RFC3339),
+					p.Topic, p.Partition, p.Offset, p.EventID, p.Reason, redriven)
+			}
+			return tw.Flush()
+		},
+	}
+	config.RegisterDatabase(cmd.Flags(), &cfg)
+	cmd.Flags().BoolVar(&all, "all", false, "include events already re-driven")
+	return cmd
+}
+
+func newParkedRedriveCmd() *cobra.Command {
+	var (
+		cfg config.Config
+		all bool
+	)
+	cmd := &cobra.Command{
+		Use:   "redrive (ID... | --all)",
+		Short: "Publish parked events again to the partition they came from",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if all == (len(args) > 0) {
+				return errors.New("give parked event ids (see 'consumer parked list') or --all")
+			}
+			ids := map[int64]bool{}
+			for _, a := range args {
+				id, err := strconv.ParseInt(a, 10, 64)
+				if err != nil {
+					return fmt.Errorf("parked event id %q: not a number", a)
+				}
+				ids[id] = true
+			}
+			if err := loadKafkaConfig(cmd, &cfg); err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			db, err := store.Open(ctx, cfg.DatabaseURL)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			engine := migrator.New(db, migrator.Options{})
+			parked, err := engine.Parked(ctx, len(ids) > 0)
+			if err != nil {
+				return err
+			}
+			var todo []migrator.ParkedEvent
+			for _, p := range parked {
+				if all || ids[p.ID] {
+					todo = append(todo, p)
+					delete(ids, p.ID)
+				}
+			}
+			for id := range ids {
+				return fmt.Errorf("no parked event %d (see 'consumer parked list --all')", id)
+			}
+			transport, err := cfg.KafkaTransport()
+			if err != nil {
+				return err
+			}
+			w := &kafka.Writer{
+				Addr:         kafka.TCP(cfg.Brokers...),
+				Transport:    transport,
+				Balancer:     consumer.OriginalPartition{},
+				BatchTimeout: 5 * time.Millisecond,
+				RequiredAcks: kafka.RequireAll,
+			}
+			defer w.Close()
+			out := cmd.OutOrStdout()
+			for _, p := range todo {
+				if err := w.WriteMessages(ctx, consumer.Redrive(p)); err != nil {
+					return fmt.Errorf("re-drive parked event %d to %s/%d: %w", p.ID, p.Topic, p.Partition, err)
+				}
+				if err := engine.MarkRedriven(ctx, p.ID); err != nil {
+					return fmt.Errorf("parked event %d was re-driven but not marked: %w", p.ID, err)
+				}
+				fmt.Fprintf(out, "re-drove parked event %d (%s, was %s/%d/%d) to %s partition %d\n",
+					p.ID, p.Reason, p.Topic, p.Partition, p.Offset, p.Topic, p.Partition)
+			}
+			if len(todo) == 0 {
+				fmt.Fprintln(out, "no parked events to re-drive")
+			}
+			return nil
+		},
+	}
+	config.Register(cmd.Flags(), &cfg)
+	cmd.Flags().BoolVar(&all, "all", false, "re-drive every parked event not re-driven yet")
+	return cmd
 }

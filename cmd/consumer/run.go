@@ -1,7 +1,251 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+	"github.com/spf13/cobra"
+
+	"authz-flag-consumer/internal/config"
+	"authz-flag-consumer/internal/consumer"
+	"authz-flag-consumer/internal/events"
+	"authz-flag-consumer/internal/migrator"
+	"authz-flag-consumer/internal/ops"
+	"authz-flag-consumer/internal/store"
+)
 
 func newRunCmd() *cobra.Command {
-	return &cobra.Command{Use: "run", Short: "not implemented yet"}
+	var (
+		cfg  config.Config
+		tune tuning
+	)
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Consume flag-override events and move course-team roles (the Deployment's command)",
+		Long: `Join the consumer group on the flag-override topic and act on every event:
+decide from the override history in the database, migrate the scope's roles
+under the org's advisory lock when its effective state changed (only with
+--auto-migrate), record the event's outcome, then commit its offset.
+Malformed events go to the dead-letter topic and the parked table.
+SIGTERM drains: the event in hand finishes, offsets are committed, exit 0.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := loadKafkaConfig(cmd, &cfg); err != nil {
+				return err
+			}
+			log := cfg.Logger(os.Stderr)
+			log.Info("starting", "config", cfg)
+			svc, err := startService(cmd.Context(), cfg, tune, log, nil)
+			if err != nil {
+				return err
+			}
+			defer svc.Close()
+			return svc.Run(cmd.Context())
+		},
+	}
+	config.Register(cmd.Flags(), &cfg)
+	tune.register(cmd)
+	return cmd
+}
+
+// tuning holds settings that tests and `dev` shorten; they are hidden flags
+// of `run` with defaults that suit production.
+type tuning struct {
+	sessionTimeout    time.Duration
+	heartbeatInterval time.Duration
+	rebalanceTimeout  time.Duration
+	commitInterval    time.Duration
+	minBackoff        time.Duration
+	lockTimeout       time.Duration
+}
+
+func (t *tuning) register(cmd *cobra.Command) {
+	fs := cmd.Flags()
+	fs.DurationVar(&t.sessionTimeout, "session-timeout", 10*time.Second, "consumer group session timeout")
+	fs.DurationVar(&t.heartbeatInterval, "heartbeat-interval", 3*time.Second, "consumer group heartbeat interval")
+	fs.DurationVar(&t.rebalanceTimeout, "rebalance-timeout", 30*time.Second, "consumer group rebalance timeout")
+	fs.DurationVar(&t.commitInterval, "commit-interval", 250*time.Millisecond, "longest wait before a handled event's offset is committed")
+	fs.DurationVar(&t.minBackoff, "min-backoff", 100*time.Millisecond, "first wait before retrying a transient failure")
+	fs.DurationVar(&t.lockTimeout, "lock-timeout", 30*time.Second, "longest wait for an org's advisory lock")
+	for _, n := range []string{"session-timeout", "heartbeat-interval", "rebalance-timeout", "commit-interval", "min-backoff", "lock-timeout"} {
+		_ = fs.MarkHidden(n) // defined just above
+	}
+}
+
+// loadKafkaConfig completes cfg for a command that talks to Kafka: the
+// environment, derived defaults, validation.
+func loadKafkaConfig(cmd *cobra.Command, cfg *config.Config) error {
+	if err := config.ApplyEnv(cmd.Flags(), os.LookupEnv); err != nil {
+		return err
+	}
+	cfg.Finish()
+	return cfg.Validate()
+}
+
+// loadDatabaseConfig completes cfg for a command that only needs the database.
+func loadDatabaseConfig(cmd *cobra.Command, cfg *config.Config) error {
+	if err := config.ApplyEnv(cmd.Flags(), os.LookupEnv); err != nil {
+		return err
+	}
+	cfg.Finish()
+	return cfg.ValidateDatabaseOnly()
+}
+
+// adminOffsets is the admin view of the configured group on the topic.
+func adminOffsets(cfg config.Config) (consumer.Offsets, error) {
+	transport, err := cfg.KafkaTransport()
+	if err != nil {
+		return consumer.Offsets{}, err
+	}
+	client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Transport: transport, Timeout: 10 * time.Second}
+	return consumer.Offsets{Client: client, Group: cfg.GroupID, Topic: cfg.Topic}, nil
+}
+
+// service is the consumer with everything it needs: database, engine,
+// decoder, dead-letter writer, metrics and the ops server.
+type service struct {
+	cfg      config.Config
+	log      *slog.Logger
+	db       *store.DB
+	engine   *migrator.Engine
+	consumer *consumer.Consumer
+	metrics  *ops.Metrics
+	server   *ops.Server
+	dlq      *kafka.Writer
+}
+
+// startService opens the database (creating the service's own tables), and
+// builds the consumer and the ops server. onSettled, when set, sees every
+// settled event (dev uses it).
+func startService(ctx context.Context, cfg config.Config, tune tuning, log *slog.Logger, onSettled func(consumer.Settled)) (*service, error) {
+	db, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	s := &service{cfg: cfg, log: log, db: db}
+	if err := db.Migrate(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("own tables: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	s.metrics = ops.NewMetrics(reg)
+	s.engine = migrator.New(db, migrator.Options{
+		Logger:      log,
+		WatchedFlag: cfg.WatchedFlag,
+		AutoMigrate: cfg.AutoMigrate,
+		LockTimeout: tune.lockTimeout,
+		LockWaited:  s.metrics.LockWait,
+	})
+	var src events.SchemaSource
+	if cfg.SchemaRegistryURL != "" {
+		rc, err := events.NewRegistryClient(cfg.SchemaRegistryURL, events.RegistryOptions{
+			Username: cfg.SchemaRegistryUser, Password: cfg.SchemaRegistryPassword,
+		})
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		src = rc
+	}
+	dialer, err := cfg.KafkaDialer()
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	transport, err := cfg.KafkaTransport()
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.dlq = &kafka.Writer{
+		Addr:         kafka.TCP(cfg.Brokers...),
+		Topic:        cfg.DeadLetterTopic,
+		Transport:    transport,
+		Balancer:     consumer.KeyPartitioner{},
+		BatchTimeout: 5 * time.Millisecond,
+		RequiredAcks: kafka.RequireAll,
+	}
+	settled := func(st consumer.Settled) {
+		if st.Result.Outcome == migrator.OutcomeParked {
+			s.countParked(ctx)
+		}
+		if onSettled != nil {
+			onSettled(st)
+		}
+	}
+	s.consumer, err = consumer.New(consumer.Options{
+		Brokers:           cfg.Brokers,
+		Dialer:            dialer,
+		Topic:             cfg.Topic,
+		GroupID:           cfg.GroupID,
+		DeadLetter:        s.dlq,
+		Decoder:           events.NewDecoder(src),
+		Engine:            s.engine,
+		Metrics:           s.metrics,
+		Logger:            log,
+		MinBackoff:        tune.minBackoff,
+		MaxBackoff:        cfg.RetryMaxBackoff,
+		NotVisibleLimit:   cfg.NotVisibleLimit,
+		CommitInterval:    tune.commitInterval,
+		SessionTimeout:    tune.sessionTimeout,
+		RebalanceTimeout:  tune.rebalanceTimeout,
+		HeartbeatInterval: tune.heartbeatInterval,
+		OnSettled:         settled,
+	})
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.server = ops.NewServer(cfg.HTTPAddr, reg,
+		ops.ReadyCheck{Name: "database", Check: db.SQL.PingContext},
+		ops.ReadyCheck{Name: "consumer group joined", Check: s.consumer.Joined},
+	)
+	s.server.Logger = log
+	if err := s.server.Listen(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.countParked(ctx)
+	return s, nil
+}
+
+// countParked refreshes the parked_pending gauge from the parked table.
+func (s *service) countParked(ctx context.Context) {
+	parked, err := s.engine.Parked(context.WithoutCancel(ctx), false)
+	if err != nil {
+		s.log.Warn("count parked events", "error", err)
+		return
+	}
+	s.metrics.SetParkedPending(len(parked))
+}
+
+// Run consumes until ctx is cancelled and the consumer has drained; the
+// ops server keeps answering until then.
+func (s *service) Run(ctx context.Context) error {
+	serverCtx, stopServer := context.WithCancel(context.WithoutCancel(ctx))
+	served := make(chan error, 1)
+	go func() { served <- s.server.Run(serverCtx) }()
+	s.log.Info("serving health and metrics", "addr", s.server.Addr())
+
+	err := s.consumer.Run(ctx)
+	stopServer()
+	return errors.Join(err, <-served)
+}
+
+// Close releases the database and the dead-letter writer.
+func (s *service) Close() {
+	if s.dlq != nil {
+		if err := s.dlq.Close(); err != nil {
+			s.log.Warn("close dead-letter writer", "error", err)
+		}
+	}
+	if err := s.db.Close(); err != nil {
+		s.log.Warn("close database", "error", err)
+	}
 }

@@ -1,0 +1,481 @@
+// Package consumer is the Kafka side of the service: one loop that fetches
+// flag-override events of its consumer group, decodes them, lets the
+// migrator engine act on each (decision, run and outcome row in one
+// database transaction), parks what cannot be decoded, and commits offsets
+// only once the effect is durable.
+//
+// Delivery is at least once: a crash between the engine's commit and the
+// offset commit redelivers the event, and the engine recognizes it by its
+// id, so effects happen once. Order is kept per partition because the loop
+// handles one message at a time, in the order the reader delivers them.
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"authz-flag-consumer/internal/events"
+	"authz-flag-consumer/internal/migrator"
+)
+
+// Decoder turns a Kafka message into a typed event. Its errors are
+// malformed input (errors.Is(err, events.ErrMalformed)) or transient.
+type Decoder interface {
+	Decode(ctx context.Context, m events.Message) (events.Event, error)
+}
+
+// Engine acts on decoded events and keeps parked ones; *migrator.Engine is
+// the one used outside tests.
+type Engine interface {
+	Handle(ctx context.Context, src migrator.Source, ch migrator.Change) (migrator.Result, error)
+	Park(ctx context.Context, p migrator.ParkedEvent) error
+}
+
+// MessageWriter writes parked messages to the dead-letter topic; a
+// *kafka.Writer whose Topic is the dead-letter topic.
+type MessageWriter interface {
+	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
+}
+
+// Metrics receives what the loop observes; *ops.Metrics in the binary.
+type Metrics interface {
+	Event(outcome string)
+	Run(typ, status string, d time.Duration)
+	SetLag(partition int, lag int64)
+	Parked()
+	Retry(reason string) // database, broker, not_visible, registry
+}
+
+// Options build a Consumer. Brokers, Topic, GroupID, Decoder, Engine and
+// DeadLetter are required; zero values elsewhere take the defaults named.
+type Options struct {
+	Brokers []string
+	Dialer  *kafka.Dialer // TLS and SASL; nil: plain TCP
+	Topic   string
+	GroupID string
+
+	DeadLetter MessageWriter
+	Decoder    Decoder
+	Engine     Engine
+	Metrics    Metrics // nil: none
+	Logger     *slog.Logger
+
+	MinBackoff      time.Duration // first retry wait of a transient failure (100ms)
+	MaxBackoff      time.Duration // longest retry wait (30s)
+	NotVisibleLimit time.Duration // how long an override row may stay invisible before the event is parked (2m)
+
+	// Offsets of handled events are committed in batches: when CommitBatch
+	// events wait, when the oldest has waited CommitInterval, when no
+	// message is ready, and on shutdown (1000, 250ms).
+	CommitBatch    int
+	CommitInterval time.Duration
+
+	// Group session settings passed to kafka-go (defaults 10s, 30s, 3s).
+	SessionTimeout    time.Duration
+	RebalanceTimeout  time.Duration
+	HeartbeatInterval time.Duration
+	// GroupBalancers decide partition assignment (kafka-go's default: range, round robin).
+	GroupBalancers []kafka.GroupBalancer
+
+	// OnSettled, when set, is called after each event is settled (handled or
+	// parked), before its offset is committed. `consumer dev` and tests use it.
+	OnSettled func(Settled)
+
+	Now   func() time.Time                                 // time.Now
+	Sleep func(ctx context.Context, d time.Duration) error // a timer that ctx cancels
+}
+
+// Settled is what happened to one message.
+type Settled struct {
+	Topic     string
+	Partition int
+	Offset    int64
+	Key       string
+	EventID   string
+	Change    migrator.Change // zero when the message was not decoded
+	Result    migrator.Result // Outcome parked when it was parked
+	Reason    string          // why it was parked
+	Detail    string
+	Attempts  int // 1 when it settled at the first try
+}
+
+// Consumer runs the loop. Create it with New and call Run once.
+type Consumer struct {
+	opts Options
+	log  *slog.Logger
+
+	mu         sync.Mutex
+	reader     *kafka.Reader
+	rebalances int64 // generations joined so far
+}
+
+// New checks opts and fills defaults.
+func New(opts Options) (*Consumer, error) {
+	switch {
+	case len(opts.Brokers) == 0:
+		return nil, errors.New("consumer: no brokers")
+	case opts.Topic == "":
+		return nil, errors.New("consumer: no topic")
+	case opts.GroupID == "":
+		return nil, errors.New("consumer: no group id")
+	case opts.Decoder == nil || opts.Engine == nil || opts.DeadLetter == nil:
+		return nil, errors.New("consumer: decoder, engine and dead-letter writer are required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = noMetrics{}
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&opts.MinBackoff, 100*time.Millisecond)
+	def(&opts.MaxBackoff, 30*time.Second)
+	def(&opts.NotVisibleLimit, 2*time.Minute)
+	def(&opts.CommitInterval, 250*time.Millisecond)
+	def(&opts.SessionTimeout, 10*time.Second)
+	def(&opts.RebalanceTimeout, 30*time.Second)
+	def(&opts.HeartbeatInterval, 3*time.Second)
+	if opts.CommitBatch <= 0 {
+		opts.CommitBatch = 1000
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Sleep == nil {
+		opts.Sleep = sleep
+	}
+	return &Consumer{opts: opts, log: opts.Logger.With("topic", opts.Topic, "group", opts.GroupID)}, nil
+}
+
+// Run consumes until ctx is cancelled, then drains: the event in hand is
+// finished (the engine's transaction is not cancelled), handled offsets are
+// committed, and the group is left. It returns nil after a drain; an error
+// only when the reader cannot be used at all.
+func (c *Consumer) Run(ctx context.Context) error {
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:           c.opts.Brokers,
+		Dialer:            c.opts.Dialer,
+		GroupID:           c.opts.GroupID,
+		Topic:             c.opts.Topic,
+		StartOffset:       kafka.FirstOffset,
+		MaxWait:           500 * time.Millisecond,
+		SessionTimeout:    c.opts.SessionTimeout,
+		RebalanceTimeout:  c.opts.RebalanceTimeout,
+		HeartbeatInterval: c.opts.HeartbeatInterval,
+		JoinGroupBackoff:  c.opts.MinBackoff * 5,
+		GroupBalancers:    c.opts.GroupBalancers,
+		ReadBackoffMin:    c.opts.MinBackoff,
+		ReadBackoffMax:    time.Second,
+		ErrorLogger:       kafka.LoggerFunc(func(msg string, args ...any) { c.log.Warn(fmt.Sprintf(msg, args...)) }),
+	})
+	c.mu.Lock()
+	c.reader = r
+	c.mu.Unlock()
+	defer func() {
+		if err := r.Close(); err != nil {
+			c.log.Warn("close reader", "error", err)
+		}
+	}()
+	c.log.Info("consuming")
+
+	batch := newBatch()
+	for {
+		m, err := c.fetch(ctx, r, batch)
+		switch {
+		case ctx.Err() != nil:
+			c.commit(context.WithoutCancel(ctx), r, batch)
+			c.log.Info("drained")
+			return nil
+		case errors.Is(err, errIdle):
+			c.commit(ctx, r, batch)
+			continue
+		case errors.Is(err, io.EOF):
+			return errors.New("consumer: reader closed")
+		case err != nil:
+			c.log.Warn("fetch failed, retrying", "error", err)
+			if c.opts.Sleep(ctx, c.opts.MinBackoff*10) != nil {
+				continue // ctx is done: drain at the top
+			}
+			continue
+		}
+
+		s, err := c.settle(ctx, m)
+		if err != nil {
+			// Shut down while a transient failure was being retried: the
+			// event did not take effect, so its offset stays uncommitted.
+			c.commit(context.WithoutCancel(ctx), r, batch)
+			c.log.Info("drained", "unsettled_partition", m.Partition, "unsettled_offset", m.Offset)
+			return nil
+		}
+		c.report(m, s)
+		batch.add(m, c.opts.Now())
+		if batch.due(c.opts.Now(), c.opts.CommitBatch, c.opts.CommitInterval) {
+			c.commit(ctx, r, batch)
+		}
+	}
+}
+
+// errIdle means no message came before the oldest handled offset was due
+// for commit.
+var errIdle = errors.New("idle")
+
+// fetch returns the next message. While handled offsets wait for a commit,
+// it waits only until they are due and returns errIdle then, so a quiet
+// topic does not hold commits back.
+func (c *Consumer) fetch(ctx context.Context, r *kafka.Reader, b *batch) (kafka.Message, error) {
+	if b.empty() {
+		return r.FetchMessage(ctx)
+	}
+	wait := b.first.Add(c.opts.CommitInterval).Sub(c.opts.Now())
+	if wait <= 0 {
+		return kafka.Message{}, errIdle
+	}
+	fctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	m, err := r.FetchMessage(fctx)
+	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		return m, errIdle
+	}
+	return m, err
+}
+
+// settle decodes one message and has the engine act on it, retrying
+// transient failures with backoff until it is handled or parked. It
+// returns an error only when ctx ends first.
+func (c *Consumer) settle(ctx context.Context, m kafka.Message) (Settled, error) {
+	s := Settled{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: string(m.Key)}
+	log := c.log.With("partition", m.Partition, "offset", m.Offset, "key", string(m.Key))
+	var invisibleSince time.Time
+	for attempt := 1; ; attempt++ {
+		s.Attempts = attempt
+		if attempt > 1 {
+			if err := c.opts.Sleep(ctx, c.backoff(attempt-1)); err != nil {
+				return s, err
+			}
+		}
+		ev, err := c.opts.Decoder.Decode(ctx, message(m))
+		if err != nil {
+			if reason, detail, bad := malformed(err); bad {
+				return c.park(ctx, m, s, reason, detail)
+			}
+			if ctx.Err() != nil {
+				return s, ctx.Err()
+			}
+			c.opts.Metrics.Retry("registry")
+			log.Warn("decode failed, retrying", "attempt", attempt, "error", err)
+			continue
+		}
+		s.EventID, s.Change = eventID(ev, m), change(ev)
+		src := migrator.Source{EventID: s.EventID, Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}
+		// The engine's transaction is not cancelled by shutdown: the event in
+		// hand finishes (SPEC 10's drain), bounded by the engine's lock timeout.
+		began := c.opts.Now()
+		res, err := c.opts.Engine.Handle(context.WithoutCancel(ctx), src, s.Change)
+		switch {
+		case err == nil:
+			s.Result = res
+			if res.Outcome == migrator.OutcomeRan {
+				c.opts.Metrics.Run(string(res.Direction), res.Status, c.opts.Now().Sub(began))
+			}
+			return s, nil
+		case errors.Is(err, migrator.ErrNotVisible):
+			now := c.opts.Now()
+			if invisibleSince.IsZero() {
+				invisibleSince = now
+			}
+			if now.Sub(invisibleSince) >= c.opts.NotVisibleLimit {
+				return c.park(ctx, m, s, ReasonNotVisible,
+					fmt.Sprintf("override row %d of %s %s not visible after %s", s.Change.RecordID, s.Change.ScopeType, s.Change.ScopeKey, c.opts.NotVisibleLimit))
+			}
+			c.opts.Metrics.Retry("not_visible")
+			log.Info("override row not visible yet, retrying", "event_id", s.EventID, "record_id", s.Change.RecordID, "attempt", attempt)
+		default:
+			c.opts.Metrics.Retry("database")
+			log.Warn("handle failed, retrying", "event_id", s.EventID, "attempt", attempt, "error", err)
+		}
+		if ctx.Err() != nil {
+			return s, ctx.Err()
+		}
+	}
+}
+
+// ReasonNotVisible is the park reason of an event whose override row never
+// became visible within the not-visible limit.
+const ReasonNotVisible = "override_not_visible"
+
+// park writes the message to the dead-letter topic and records it in the
+// database, retrying each until done; both happen before the offset is
+// committed. Both are idempotent per source, so a crash in between only
+// repeats them.
+func (c *Consumer) park(ctx context.Context, m kafka.Message, s Settled, reason, detail string) (Settled, error) {
+	s.Reason, s.Detail = reason, detail
+	s.Result = migrator.Result{Outcome: migrator.OutcomeParked, Detail: reason + ": " + detail}
+	if s.EventID == "" {
+		s.EventID = sourceID(m)
+		if id := header(m, "ce_id"); id != "" {
+			s.EventID = id
+		}
+	}
+	dead := deadLetter(m, reason, detail)
+	p := migrator.ParkedEvent{
+		EventID:   s.EventID,
+		Topic:     m.Topic,
+		Partition: m.Partition,
+		Offset:    m.Offset,
+		Key:       m.Key,
+		Value:     m.Value,
+		Headers:   headerMap(m.Headers),
+		Reason:    reason,
+		Detail:    detail,
+		ParkedAt:  c.opts.Now().UTC(),
+	}
+	for attempt := 1; ; attempt++ {
+		err := c.opts.DeadLetter.WriteMessages(ctx, dead)
+		if err != nil {
+			c.opts.Metrics.Retry("broker")
+			err = fmt.Errorf("write to dead-letter topic: %w", err)
+		} else if err = c.opts.Engine.Park(context.WithoutCancel(ctx), p); err != nil {
+			c.opts.Metrics.Retry("database")
+		} else {
+			c.opts.Metrics.Parked()
+			c.log.Warn("event parked", "partition", m.Partition, "offset", m.Offset, "event_id", s.EventID, "reason", reason, "detail", detail)
+			return s, nil
+		}
+		c.log.Warn("park failed, retrying", "partition", m.Partition, "offset", m.Offset, "attempt", attempt, "error", err)
+		if err := c.opts.Sleep(ctx, c.backoff(attempt)); err != nil {
+			return s, err
+		}
+	}
+}
+
+// report logs and counts a settled event.
+func (c *Consumer) report(m kafka.Message, s Settled) {
+	c.opts.Metrics.Event(string(s.Result.Outcome))
+	if m.HighWaterMark > 0 {
+		c.opts.Metrics.SetLag(m.Partition, max(m.HighWaterMark-m.Offset-1, 0))
+	}
+	if s.Result.Outcome != migrator.OutcomeParked {
+		attrs := []any{"partition", m.Partition, "offset", m.Offset, "event_id", s.EventID,
+			"flag", s.Change.Flag, "scope_type", s.Change.ScopeType, "scope", s.Change.ScopeKey,
+			"record_id", s.Change.RecordID, "outcome", s.Result.Outcome}
+		if s.Result.RunID != 0 {
+			attrs = append(attrs, "run_id", s.Result.RunID, "direction", s.Result.Direction, "status", s.Result.Status)
+		}
+		if s.Result.Detail != "" {
+			attrs = append(attrs, "detail", s.Result.Detail)
+		}
+		c.log.Info("event handled", attrs...)
+	}
+	if c.opts.OnSettled != nil {
+		c.opts.OnSettled(s)
+	}
+}
+
+// commit commits the batch's offsets. A failed commit is only logged: the
+// events took effect, and redelivering them is harmless.
+func (c *Consumer) commit(ctx context.Context, r *kafka.Reader, b *batch) {
+	if b.empty() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	msgs := b.take()
+	if err := r.CommitMessages(ctx, msgs...); err != nil {
+		c.log.Warn("offset commit failed; these events will be redelivered and recognized", "error", err)
+		return
+	}
+	for _, m := range msgs {
+		c.log.Debug("committed", "partition", m.Partition, "offset", m.Offset+1)
+	}
+}
+
+// backoff is the wait before retry n (1-based): exponential from
+// MinBackoff, capped at MaxBackoff, with ±20% jitter.
+func (c *Consumer) backoff(n int) time.Duration {
+	d := c.opts.MinBackoff
+	for i := 1; i < n && d < c.opts.MaxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, c.opts.MaxBackoff)
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
+// Joined returns nil once the reader has joined its group, for the
+// readiness probe (ops.ReadyCheck).
+func (c *Consumer) Joined(context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.reader == nil {
+		return errors.New("consumer not started")
+	}
+	// Stats resets its counters on every call, so they are summed here.
+	c.rebalances += c.reader.Stats().Rebalances
+	if c.rebalances == 0 {
+		return fmt.Errorf("not joined group %s yet", c.opts.GroupID)
+	}
+	return nil
+}
+
+// batch holds the newest handled message per partition until commit.
+type batch struct {
+	last  map[int]kafka.Message
+	n     int
+	first time.Time // when the oldest uncommitted event was handled
+}
+
+func newBatch() *batch { return &batch{last: map[int]kafka.Message{}} }
+
+func (b *batch) empty() bool { return b.n == 0 }
+
+func (b *batch) add(m kafka.Message, now time.Time) {
+	if b.n == 0 {
+		b.first = now
+	}
+	b.last[m.Partition] = m
+	b.n++
+}
+
+func (b *batch) due(now time.Time, size int, interval time.Duration) bool {
+	return b.n >= size || now.Sub(b.first) >= interval
+}
+
+func (b *batch) take() []kafka.Message {
+	msgs := make([]kafka.Message, 0, len(b.last))
+	for _, m := range b.last {
+		msgs = append(msgs, m)
+	}
+	clear(b.last)
+	b.n = 0
+	return msgs
+}
+
+type noMetrics struct{}
+
+func (noMetrics) Event(string)                      {}
+func (noMetrics) Run(string, string, time.Duration) {}
+func (noMetrics) SetLag(int, int64)                 {}
+func (noMetrics) Parked()                           {}
+func (noMetrics) Retry(string)                      {}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
