@@ -212,7 +212,9 @@ func (d *Decoder) resolve(id int, text string) writerEntry {
 		return writerEntry{err: malformed(ReasonUnresolvableSchema, "schema id %d does not parse: %v", id, err)}
 	}
 	if name := missingField(valueSchema, w, ""); name != "" {
-		return writerEntry{err: malformed(ReasonMissingField, "schema id %d has no field %s", id, name)}
+		// Reported as a resolution failure (as the shared vectors expect),
+		// with the field named so an operator sees what the producer dropped.
+		return writerEntry{err: malformed(ReasonUnresolvableSchema, "schema id %d has no field %s", id, name)}
 	}
 	resolved, err := d.compat.Resolve(valueSchema, w)
 	if err != nil {

@@ -23,8 +23,10 @@
 //   - The writer schema is fetched by id from a SchemaSource and resolved
 //     against our reader schema (schemas/…value.avsc) with hamba/avro's
 //     schema resolution, so writers that add, reorder or promote fields
-//     (int record_id) decode. A writer lacking a field our reader needs is
-//     missing_field; any other incompatibility is unresolvable_schema.
+//     (int record_id) decode. A writer lacking a field our reader needs, or
+//     otherwise incompatible, is unresolvable_schema (the detail names the
+//     missing field); missing_field is for the JSON form, where fields are
+//     not guaranteed by a schema.
 //     Resolved schemas (and deterministic failures) are cached per id for
 //     the Decoder's life; ids are immutable in a schema registry.
 //   - The key is not decoded: the scope comes from the payload, and the key

@@ -27,10 +27,10 @@ const (
 	ReasonFraming            = "framing"             // no value, or not magic byte 0 + 4-byte schema id
 	ReasonBadContentType     = "bad_content_type"    // content-type neither Avro nor JSON
 	ReasonUnknownSchemaID    = "unknown_schema_id"   // the registry answered 40403 for the id
-	ReasonUnresolvableSchema = "unresolvable_schema" // writer schema unparseable or incompatible with ours
+	ReasonUnresolvableSchema = "unresolvable_schema" // writer schema unparseable, lacking a field, or incompatible
 	ReasonBadAvro            = "bad_avro"            // bytes do not decode with the writer schema
 	ReasonBadJSON            = "bad_json"            // JSON value unparseable or a field of the wrong type
-	ReasonMissingField       = "missing_field"       // a required field absent (or empty waffle_flag)
+	ReasonMissingField       = "missing_field"       // JSON form: a required field absent; any form: empty waffle_flag
 	ReasonBadCEType          = "bad_ce_type"         // ce_type missing, not "<type>.v<N>", or unknown major
 	ReasonUnknownEventType   = "unknown_event_type"  // ce_type names another event type
 	ReasonBadScopeType       = "bad_scope_type"      // scope_type not course or org
