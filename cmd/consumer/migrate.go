@@ -1,11 +1,136 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"authz-flag-consumer/internal/migrator"
+)
 
 func newMigrateCmd() *cobra.Command {
-	return &cobra.Command{Use: "migrate", Short: "not implemented yet"}
+	return manualRunCmd(migrator.Forward, "migrate",
+		"Move legacy course access roles into openedx-authz (as authz_migrate_course_authoring)")
 }
 
 func newRollbackCmd() *cobra.Command {
-	return &cobra.Command{Use: "rollback", Short: "not implemented yet"}
+	return manualRunCmd(migrator.Rollback, "rollback",
+		"Move openedx-authz course role assignments back to legacy roles (as authz_rollback_course_authoring)")
+}
+
+// manualRunCmd builds migrate and rollback: same flags and meaning as
+// openedx-authz's management commands, and every run is recorded (trigger
+// manual), one run per course key or one for the org.
+func manualRunCmd(dir migrator.Direction, use, short string) *cobra.Command {
+	var (
+		f       dbFlags
+		courses []string
+		org     string
+		del     bool
+	)
+	cmd := &cobra.Command{
+		Use:   use + " (--course-id-list KEY [KEY...] | --org-id ORG) [--delete]",
+		Short: short,
+		Long: short + `.
+
+Each course key, or the org, is one run under the org's advisory lock, recorded in
+openedx_authz_authzcourseauthoringmigrationrun with trigger "manual". Without --delete
+the source rows stay (a copy); with it they are removed once moved.
+Exit code 1 when a run failed.`,
+		Example: "  consumer " + use + " --org-id OrgX --delete\n  consumer " + use + " --course-id-list course-v1:OrgX+C1+2024 course-v1:OrgX+C2+2024",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			courses = append(courses, args...) // --course-id-list K1 K2: the rest arrive as args
+			if (len(courses) == 0) == (org == "") {
+				return errors.New("give exactly one of --course-id-list and --org-id")
+			}
+			reqs, err := manualRequests(dir, courses, org, del)
+			if err != nil {
+				return err
+			}
+			db, eng, err := f.openEngine(cmd)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			if org != "" {
+				known, err := eng.OrgKnown(cmd.Context(), org)
+				if err != nil {
+					return err
+				}
+				if !known {
+					return fmt.Errorf("org %q is unknown here: no legacy course access roles and no openedx-authz assignments name it", org)
+				}
+			}
+			failed := 0
+			for _, req := range reqs {
+				run, err := eng.Run(cmd.Context(), req)
+				if err != nil {
+					return err
+				}
+				printRun(cmd.OutOrStdout(), run)
+				if run.Status == migrator.StatusFailed {
+					failed++
+				}
+			}
+			if failed > 0 {
+				return fmt.Errorf("%d of %d runs failed (see `consumer runs show ID`)", failed, len(reqs))
+			}
+			return nil
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().StringSliceVar(&courses, "course-id-list", nil, "course keys (course-v1:ORG+COURSE+RUN), space or comma separated")
+	cmd.Flags().StringVar(&org, "org-id", "", "org short name: its org-wide roles and every course of it")
+	cmd.Flags().BoolVar(&del, "delete", false, "delete the source rows once moved")
+	return cmd
+}
+
+// manualRequests validates every key before anything runs.
+func manualRequests(dir migrator.Direction, courses []string, org string, del bool) ([]migrator.Request, error) {
+	trig := migrator.Trigger{Kind: "manual"}
+	if org != "" {
+		if err := migrator.ValidOrg(org); err != nil {
+			return nil, err
+		}
+		return []migrator.Request{{Direction: dir, ScopeType: migrator.OrgScope, Org: org, Delete: del, Trigger: trig}}, nil
+	}
+	var reqs []migrator.Request
+	for _, k := range courses {
+		if _, err := migrator.CourseOrg(k); err != nil {
+			return nil, err
+		}
+		reqs = append(reqs, migrator.Request{Direction: dir, ScopeType: migrator.CourseScope, CourseKeys: []string{k}, Delete: del, Trigger: trig})
+	}
+	return reqs, nil
+}
+
+// printRun prints the one-line summary of a run.
+func printRun(w io.Writer, r *migrator.Run) {
+	fmt.Fprintf(w, "run %d  %-8s %-6s %-40s %-15s %s\n", r.ID, r.MigrationType, r.ScopeType, r.ScopeKey, r.Status, runCounts(r))
+}
+
+func runCounts(r *migrator.Run) string {
+	md := r.Metadata
+	if e, ok := md["error"]; ok {
+		return fmt.Sprint("error: ", e)
+	}
+	if s, ok := md["skip_reason"]; ok {
+		return fmt.Sprint(s)
+	}
+	s := fmt.Sprintf("moved %v of %v", md["success_count"], md["total"])
+	if errs, ok := md["errors"].(map[string]any); ok && len(errs) > 0 {
+		var parts []string
+		for reason, list := range errs {
+			if l, ok := list.([]any); ok {
+				parts = append(parts, fmt.Sprintf("%s %d", reason, len(l)))
+			}
+		}
+		sort.Strings(parts)
+		s += "; errors: " + strings.Join(parts, ", ")
+	}
+	return s
 }

@@ -84,7 +84,7 @@ func Register(fs *pflag.FlagSet, cfg *Config) {
 func RegisterDatabase(fs *pflag.FlagSet, cfg *Config) {
 	r := registrar{fs}
 	r.str(&cfg.DatabaseURL, "database-url", DefaultDatabaseURL,
-		"database URL (sqlite:///path, mysql://user:pass@host:port/db, postgres://...)")
+		"database URL (sqlite:///relative.db or sqlite:////abs/path.db, mysql://user:pass@host:port/db, postgres://user:pass@host:port/db)")
 	r.str(&cfg.LogLevel, "log-level", DefaultLogLevel,
 		"log level: debug, info, warn or error")
 	r.str(&cfg.LogFormat, "log-format", DefaultLogFormat,

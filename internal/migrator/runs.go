@@ -66,3 +66,16 @@ func scanRun(rows *sql.Rows) (*Run, error) {
 	}
 	return &r, nil
 }
+
+// OrgKnown reports whether anything here names the org: a legacy role or an
+// openedx-authz assignment of it or of one of its courses.
+func (e *Engine) OrgKnown(ctx context.Context, org string) (bool, error) {
+	var n int
+	err := e.db.SQL.QueryRowContext(ctx, e.db.Rebind("SELECT COUNT(*) FROM (SELECT 1 AS x FROM student_courseaccessrole WHERE org = ? LIMIT 1) a"), org).Scan(&n)
+	if err != nil || n > 0 {
+		return n > 0, err
+	}
+	cond, args := scopeFilter(Request{ScopeType: OrgScope, Org: org})
+	err = e.db.SQL.QueryRowContext(ctx, e.db.Rebind("SELECT COUNT(*) FROM (SELECT 1 AS x FROM "+PolicyTable+" WHERE ptype = 'g' AND "+cond+" LIMIT 1) a"), args...).Scan(&n)
+	return n > 0, err
+}

@@ -42,7 +42,7 @@ type DB struct {
 	URL     string // the URL with its password masked, safe to log
 }
 
-// Open connects to rawURL (sqlite:///path, mysql://user:pass@host:port/db,
+// Open connects to rawURL (sqlite:///relative.db or sqlite:////abs/path.db, mysql://user:pass@host:port/db,
 // postgres://user:pass@host:port/db) and pings it.
 func Open(ctx context.Context, rawURL string) (*DB, error) {
 	u, err := url.Parse(rawURL)
@@ -53,7 +53,9 @@ func Open(ctx context.Context, rawURL string) (*DB, error) {
 	var dial gorm.Dialector
 	switch u.Scheme {
 	case "sqlite", "sqlite3":
-		path := u.Path
+		// As SQLAlchemy (and so Open edX operators) write them:
+		// sqlite:///relative.db, sqlite:////absolute/path.db.
+		path := strings.TrimPrefix(u.Path, "/")
 		if u.Host != "" { // sqlite://relative.db
 			path = u.Host + u.Path
 		}

@@ -107,10 +107,10 @@ func PostgresURL(t testing.TB) string {
 	return withPath(admin, name)
 }
 
-// SQLiteURL returns sqlite:///<t.TempDir()>/test.db; the file does not exist yet.
+// SQLiteURL returns sqlite:////<t.TempDir()>/test.db (SQLAlchemy form: four slashes for an absolute path); the file does not exist yet.
 func SQLiteURL(t testing.TB) string {
 	t.Helper()
-	return "sqlite://" + filepath.ToSlash(filepath.Join(t.TempDir(), "test.db"))
+	return "sqlite:///" + filepath.ToSlash(filepath.Join(t.TempDir(), "test.db"))
 }
 
 // KafkaBrokers returns the real broker list from AUTHZ_TEST_KAFKA_BROKERS

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"authz-flag-consumer/internal/config"
+	"authz-flag-consumer/internal/migrator"
+	"authz-flag-consumer/internal/store"
+)
+
+// dbFlags are the settings of the commands that only need the database
+// (schema, migrate, rollback, runs).
+type dbFlags struct{ cfg config.Config }
+
+func (f *dbFlags) register(cmd *cobra.Command) {
+	config.RegisterDatabase(cmd.Flags(), &f.cfg)
+}
+
+// open fills the settings from the environment, validates them and opens
+// the database.
+func (f *dbFlags) open(cmd *cobra.Command) (*store.DB, error) {
+	if err := config.ApplyEnv(cmd.Flags(), os.LookupEnv); err != nil {
+		return nil, err
+	}
+	f.cfg.Finish()
+	if err := f.cfg.ValidateDatabaseOnly(); err != nil {
+		return nil, err
+	}
+	return store.Open(cmd.Context(), f.cfg.DatabaseURL)
+}
+
+// openEngine opens the database and checks that the Open edX tables are
+// there as Django creates them, so a manual run never writes to a database
+// it does not understand.
+func (f *dbFlags) openEngine(cmd *cobra.Command) (*store.DB, *migrator.Engine, error) {
+	db, err := f.open(cmd)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := checkOpenEdX(cmd.Context(), db); err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	return db, migrator.New(db, migrator.Options{Logger: f.cfg.Logger(os.Stderr)}), nil
+}
+
+// checkOpenEdX fails when an Open edX table is missing or differs.
+func checkOpenEdX(ctx context.Context, db *store.DB) error {
+	diffs, err := db.Check(ctx)
+	if err != nil {
+		return err
+	}
+	var bad []string
+	for _, d := range diffs {
+		if !strings.HasPrefix(d.Table, "authz_consumer_") {
+			bad = append(bad, d.String())
+		}
+	}
+	switch len(bad) {
+	case 0:
+		return nil
+	case 1:
+		return fmt.Errorf("database %s does not have the Open edX tables as expected: %s (see `consumer schema check`)", db.URL, bad[0])
+	}
+	return fmt.Errorf("database %s does not have the Open edX tables as expected: %s, and %d more differences (see `consumer schema check`)", db.URL, bad[0], len(bad)-1)
+}
