@@ -84,10 +84,54 @@ cmd_vectors() {
 	(cd "$PY_DIR" && "$VENV/bin/python" tools/make_vectors.py "$ROOT/schemas/testdata/vectors.json")
 }
 
+# The end-to-end test needs a Kafka broker (scripts/kafka.sh start) and a schema registry: the
+# Go dev-registry is started here unless AUTHZ_TEST_SCHEMA_REGISTRY_URL names one. The consumed
+# messages land in AUTHZ_E2E_CAPTURED (default .cache/python-e2e/captured.json), in the test
+# vector format, for the Go decoder.
 cmd_e2e() {
 	cmd_venv
-	log "e2e: not written yet"
-	return 1
+	local e2e_dir="$ROOT/.cache/python-e2e"
+	mkdir -p "$e2e_dir"
+	if [ -z "${AUTHZ_TEST_KAFKA_BROKERS:-}" ]; then
+		eval "$("$ROOT/scripts/kafka.sh" env)"
+	fi
+	export AUTHZ_TEST_KAFKA_BROKERS
+	export AUTHZ_E2E_CAPTURED="${AUTHZ_E2E_CAPTURED:-$e2e_dir/captured.json}"
+	rm -f "$AUTHZ_E2E_CAPTURED"
+	REGISTRY_PID=""
+	if [ -z "${AUTHZ_TEST_SCHEMA_REGISTRY_URL:-}" ]; then
+		log "building the Go consumer for its dev-registry"
+		(cd "$ROOT" && go build -o "$e2e_dir/consumer" ./cmd/consumer)
+		: >"$e2e_dir/registry.url"
+		"$e2e_dir/consumer" dev-registry --listen 127.0.0.1:0 >"$e2e_dir/registry.url" 2>"$e2e_dir/registry.log" &
+		REGISTRY_PID=$!
+		trap stop_registry EXIT
+		local deadline=$((SECONDS + 30)) url=""
+		while [ -z "$url" ]; do
+			url="$(head -n1 "$e2e_dir/registry.url")"
+			[ -n "$url" ] && break
+			if ! kill -0 "$REGISTRY_PID" 2>/dev/null; then
+				log "dev-registry exited: $(cat "$e2e_dir/registry.log")"
+				return 1
+			fi
+			if [ "$SECONDS" -ge "$deadline" ]; then
+				log "dev-registry printed no URL within 30s"
+				return 1
+			fi
+			sleep 0.1
+		done
+		export AUTHZ_TEST_SCHEMA_REGISTRY_URL="$url"
+		log "dev-registry at $url (pid $REGISTRY_PID)"
+	fi
+	run_pytest e2e_tests --ds=e2e_tests.settings "$@"
+	log "captured messages: $AUTHZ_E2E_CAPTURED"
+}
+
+stop_registry() {
+	if [ -n "${REGISTRY_PID:-}" ]; then
+		kill "$REGISTRY_PID" 2>/dev/null || true
+		wait "$REGISTRY_PID" 2>/dev/null || true
+	fi
 }
 
 case "${1:-}" in

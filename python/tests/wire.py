@@ -52,6 +52,16 @@ def _unframe(data, schemas, what):
     return json.loads(schemas[sid]), data[5:]
 
 
+def _missing_fields(writer):
+    """Required override fields the writer schema does not have (the reader has no defaults)."""
+    try:
+        (override,) = [f for f in writer["fields"] if f["name"] == "override"]
+        names = {f["name"] for f in override["type"]["fields"]}
+    except (KeyError, TypeError, ValueError):
+        return []  # not our shape at all: left to schema resolution
+    return [name for name in FIELDS if name not in names]
+
+
 def decode(key, value, headers, schemas):
     """Return (scope key, override fields) or raise WireError naming the class of problem."""
     ce_type = headers.get("ce_type", "")
@@ -74,6 +84,9 @@ def decode(key, value, headers, schemas):
         scope_key = key.decode("utf-8")
     else:
         writer, body = _unframe(value, schemas, "value")
+        missing = _missing_fields(writer)
+        if missing:  # the writer cannot supply a required field: the schema does not resolve
+            raise WireError("unresolvable_schema", f"writer schema has no override.{missing[0]}")
         try:
             rec = fastavro.schemaless_reader(io.BytesIO(body), fastavro.parse_schema(writer), _reader_schema())
         except Exception as exc:  # fastavro raises SchemaResolutionError and friends
