@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -179,14 +180,9 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		s.schemas[id] = req.Schema
 		s.byCanon[canon] = id
 	}
-	versions := s.subjects[subject]
-	for _, v := range versions {
-		if v == id {
-			writeJSON(w, http.StatusOK, map[string]any{"id": id})
-			return
-		}
+	if !slices.Contains(s.subjects[subject], id) {
+		s.subjects[subject] = append(s.subjects[subject], id)
 	}
-	s.subjects[subject] = append(versions, id)
 	writeJSON(w, http.StatusOK, map[string]any{"id": id})
 }
 
@@ -236,11 +232,7 @@ func (s *Server) listVersions(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, CodeSubjectNotFound, "Subject '"+subject+"' not found.")
 		return
 	}
-	out := make([]int, n)
-	for i := range out {
-		out[i] = i + 1
-	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, versionNumbers(n))
 }
 
 // version resolves {version|latest} of a subject; it writes the error
@@ -313,11 +305,16 @@ func (s *Server) deleteSubject(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, CodeSubjectNotFound, "Subject '"+subject+"' not found.")
 		return
 	}
-	out := make([]int, len(versions))
+	writeJSON(w, http.StatusOK, versionNumbers(len(versions)))
+}
+
+// versionNumbers is [1..n], a subject's version list.
+func versionNumbers(n int) []int {
+	out := make([]int, n)
 	for i := range out {
 		out[i] = i + 1
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out
 }
 
 // schemaID parses {id}; it writes the 404 itself and reports ok=false when
