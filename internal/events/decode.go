@@ -84,7 +84,9 @@ var ceTypeRe = regexp.MustCompile(`^(.+)\.v([0-9]+)$`)
 //   - errors.Is(err, ErrTransient): retry m later (it also matches the
 //     context error when ctx was cancelled).
 //
-// No other kinds are returned.
+// No other kinds are returned. On error the Event still carries what was
+// read before the failure (ID, and Type/Source/Time once ce_type passed),
+// for parking and logs.
 func (d *Decoder) Decode(ctx context.Context, m Message) (Event, error) {
 	ev := Event{ID: fallbackID(m), Time: m.Time}
 	if id, ok := m.Header("ce_id"); ok && id != "" {

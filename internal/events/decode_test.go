@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -403,4 +404,29 @@ func TestEncodeNeedsRegistry(t *testing.T) {
 	_, err = events.NewEncoder(f.client, events.EncoderOptions{}).Encode(t.Context(), testTopic, courseOverride())
 	require.Error(t, err)
 	require.False(t, errors.As(err, &re))
+}
+
+// One Decoder serves concurrent partitions: the first fetch of an id races
+// with itself and every goroutine still gets the event.
+func TestConcurrentDecode(t *testing.T) {
+	f := newFixture(t)
+	msgs := []events.Message{f.encode(courseOverride()), f.encode(orgOverride()), f.encodeJSON(courseOverride())}
+	dec := events.NewDecoder(f.client)
+	errs := make(chan error, 8*len(msgs)*20)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 20 {
+				for _, m := range msgs {
+					_, err := dec.Decode(t.Context(), m)
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
 }
