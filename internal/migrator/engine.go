@@ -24,7 +24,7 @@ type Options struct {
 	WatchedFlag string        // default authz.enable_course_authoring
 	AutoMigrate bool          // when false, events are recorded as disabled
 	LockTimeout time.Duration // how long to wait for the org lock; default 30s
-	BatchSize   int           // rows per statement batch; default 500
+	BatchSize   int           // rows per statement batch; default 1000
 	// MaxReportedEntries caps the successes and each error list kept in a
 	// run's metadata (the counts stay exact); default 5000. openedx-authz
 	// keeps every entry, which makes a 100k-row run's metadata megabytes.
@@ -57,7 +57,7 @@ func New(db *store.DB, opts Options) *Engine {
 		opts.LockTimeout = 30 * time.Second
 	}
 	if opts.BatchSize <= 0 {
-		opts.BatchSize = 500
+		opts.BatchSize = 1000
 	}
 	if opts.MaxReportedEntries <= 0 {
 		opts.MaxReportedEntries = 5000
