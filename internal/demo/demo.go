@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"authz-flag-consumer/internal/events"
 	"authz-flag-consumer/internal/store"
 )
 
@@ -258,6 +259,21 @@ func Save(ctx context.Context, db *store.DB, o Override) (Override, error) {
 	}
 	o.ID = id
 	return o, nil
+}
+
+// Event is the payload of the event that announces this save (SPEC 9).
+func (o Override) Event() events.Override {
+	return events.Override{
+		WaffleFlag:     o.Flag,
+		ScopeType:      o.ScopeType,
+		ScopeKey:       o.ScopeKey,
+		Org:            o.Org,
+		Enabled:        o.Enabled,
+		OverrideChoice: o.Choice,
+		RecordID:       o.ID,
+		ChangeDate:     o.ChangeDate,
+		ChangedBy:      o.ChangedBy,
+	}
 }
 
 // insert runs an INSERT and returns the new row's id.
