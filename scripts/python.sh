@@ -124,7 +124,8 @@ cmd_e2e() {
 		log "dev-registry at $url (pid $REGISTRY_PID)"
 	fi
 	run_pytest e2e_tests --ds=e2e_tests.settings "$@"
-	log "captured messages: $AUTHZ_E2E_CAPTURED"
+	log "captured messages: $AUTHZ_E2E_CAPTURED; decoding them with the Go decoder"
+	(cd "$ROOT" && go test -count=1 -run '^TestCapturedFromProducer$' -v ./internal/events/ | grep -E '^(=== RUN|--- |ok|FAIL|PASS)')
 }
 
 stop_registry() {
