@@ -233,10 +233,34 @@ func (e *Engine) Run(ctx context.Context, req Request) (*Run, error) {
 		run, err = e.runIn(ctx, t, req)
 		return err
 	})
+	if errors.Is(err, lock.ErrTimeout) && req.Trigger.Kind != "event" {
+		// A manual run does not wait forever behind another run of the
+		// scope's org: like openedx-authz, it records a skipped run.
+		return e.recordSkipped(ctx, req)
+	}
 	if err == nil || IsTransient(err) {
 		return run, err
 	}
 	return e.recordFailed(ctx, orgs, req, err)
+}
+
+// SkipReason is openedx-authz's skip_reason for a scope already being migrated.
+const SkipReason = "A concurrent migration run is already active for this scope."
+
+// recordSkipped writes a skipped run without the lock (another run holds it).
+func (e *Engine) recordSkipped(ctx context.Context, req Request) (*Run, error) {
+	var run *Run
+	err := e.locked(ctx, nil, func(t *tx) error {
+		md := newReport(0).metadata(req)
+		md["skip_reason"] = SkipReason
+		var err error
+		run, err = e.insertRun(ctx, t, req, StatusSkipped, md)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("record skipped run: %w", err)
+	}
+	return run, nil
 }
 
 // runIn does a run inside t: recover an orphaned running run of the scope,

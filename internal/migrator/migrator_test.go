@@ -6,9 +6,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"authz-flag-consumer/internal/lock"
 	"authz-flag-consumer/internal/migrator"
 	"authz-flag-consumer/internal/store"
 )
@@ -250,4 +252,36 @@ func TestBadRequestsWriteNothing(t *testing.T) {
 		require.Error(t, err, "%+v", req)
 	}
 	require.Zero(t, fx.count("openedx_authz_authzcourseauthoringmigrationrun", ""))
+}
+
+// A manual run that cannot get the org's lock records a skipped run, as
+// openedx-authz does when a run of the scope is active.
+func TestManualRunBehindAHeldLockIsSkipped(t *testing.T) {
+	for _, d := range []store.Dialect{store.MySQL, store.Postgres} {
+		t.Run(string(d), func(t *testing.T) {
+			fx := newFixture(t, d)
+			fx.legacy("s1", "OrgX", c1, "staff")
+			conn, err := fx.db.SQL.Conn(fx.ctx)
+			require.NoError(t, err)
+			defer conn.Close()
+			release, err := lock.Acquire(fx.ctx, d, conn, "OrgX", time.Second)
+			require.NoError(t, err)
+			eng := fx.engine(migrator.Options{LockTimeout: 200 * time.Millisecond})
+			run, err := eng.Run(fx.ctx, migrator.Request{Direction: migrator.Forward, ScopeType: migrator.CourseScope,
+				CourseKeys: []string{c1}, Trigger: migrator.Trigger{Kind: "manual"}})
+			require.NoError(t, err)
+			require.Equal(t, migrator.StatusSkipped, run.Status)
+			require.Equal(t, migrator.SkipReason, run.Metadata["skip_reason"])
+			require.Empty(t, fx.rules())
+
+			// An event-driven run treats the held lock as transient instead.
+			on := fx.override(migrator.CourseScope, c1, true, "on")
+			_, err = eng.Handle(fx.ctx, migrator.Source{EventID: "e1"}, migrator.Change{Flag: migrator.DefaultFlag,
+				ScopeType: migrator.CourseScope, ScopeKey: c1, Org: "OrgX", RecordID: on})
+			require.ErrorIs(t, err, lock.ErrTimeout)
+			require.True(t, migrator.IsTransient(err))
+			require.NoError(t, release(fx.ctx))
+			require.Equal(t, migrator.OutcomeRan, fx.event("e1", migrator.CourseScope, c1, on).Outcome)
+		})
+	}
 }

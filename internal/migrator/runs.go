@@ -79,3 +79,25 @@ func (e *Engine) OrgKnown(ctx context.Context, org string) (bool, error) {
 	err = e.db.SQL.QueryRowContext(ctx, e.db.Rebind("SELECT COUNT(*) FROM (SELECT 1 AS x FROM "+PolicyTable+" WHERE ptype = 'g' AND "+cond+" LIMIT 1) a"), args...).Scan(&n)
 	return n > 0, err
 }
+
+// RunningRuns lists runs whose status is running. This service never
+// commits a running run (its record is written in the run's transaction),
+// so any found was made by another migrator (openedx-authz's automatic
+// migration, which should be off) or left by a crash of one: `run` warns
+// about them at start (SPEC 7).
+func (e *Engine) RunningRuns(ctx context.Context) ([]Run, error) {
+	rows, err := e.db.SQL.QueryContext(ctx, e.db.Rebind("SELECT "+runColumns+" FROM openedx_authz_authzcourseauthoringmigrationrun WHERE status = ? ORDER BY id"), StatusRunning)
+	if err != nil {
+		return nil, fmt.Errorf("list running runs: %w", err)
+	}
+	defer rows.Close()
+	var out []Run
+	for rows.Next() {
+		r, err := scanRun(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *r)
+	}
+	return out, rows.Err()
+}
