@@ -15,7 +15,11 @@ func (e *Engine) Runs(ctx context.Context, limit int) ([]Run, error) {
 	if limit > 0 {
 		q += fmt.Sprintf(" LIMIT %d", limit)
 	}
-	rows, err := e.db.SQL.QueryContext(ctx, q)
+	return e.queryRuns(ctx, q)
+}
+
+func (e *Engine) queryRuns(ctx context.Context, q string, args ...any) ([]Run, error) {
+	rows, err := e.db.SQL.QueryContext(ctx, e.db.Rebind(q), args...)
 	if err != nil {
 		return nil, fmt.Errorf("list runs: %w", err)
 	}
@@ -86,18 +90,5 @@ func (e *Engine) OrgKnown(ctx context.Context, org string) (bool, error) {
 // migration, which should be off) or left by a crash of one: `run` warns
 // about them at start (SPEC 7).
 func (e *Engine) RunningRuns(ctx context.Context) ([]Run, error) {
-	rows, err := e.db.SQL.QueryContext(ctx, e.db.Rebind("SELECT "+runColumns+" FROM openedx_authz_authzcourseauthoringmigrationrun WHERE status = ? ORDER BY id"), StatusRunning)
-	if err != nil {
-		return nil, fmt.Errorf("list running runs: %w", err)
-	}
-	defer rows.Close()
-	var out []Run
-	for rows.Next() {
-		r, err := scanRun(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, *r)
-	}
-	return out, rows.Err()
+	return e.queryRuns(ctx, "SELECT "+runColumns+" FROM openedx_authz_authzcourseauthoringmigrationrun WHERE status = ? ORDER BY id", StatusRunning)
 }
