@@ -110,10 +110,10 @@ func manualRequests(dir migrator.Direction, courses []string, org string, del bo
 
 // printRun prints the one-line summary of a run.
 func printRun(w io.Writer, r *migrator.Run) {
-	fmt.Fprintf(w, "run %d  %-8s %-6s %-40s %-15s %s\n", r.ID, r.MigrationType, r.ScopeType, r.ScopeKey, r.Status, runCounts(r))
+	fmt.Fprintf(w, "run %d  %-8s %-6s %-40s %-15s %s\n", r.ID, r.MigrationType, r.ScopeType, r.ScopeKey, r.Status, runSummary(r))
 }
 
-func runCounts(r *migrator.Run) string {
+func runSummary(r *migrator.Run) string {
 	md := r.Metadata
 	if e, ok := md["error"]; ok {
 		return fmt.Sprint("error: ", e)
