@@ -148,14 +148,7 @@ func (e *Engine) locked(ctx context.Context, orgs []string, fn func(*tx) error) 
 }
 
 func uniqueSorted(in []string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, s := range in {
-		if !seen[s] {
-			seen[s] = true
-			out = append(out, s)
-		}
-	}
+	out := unique(in)
 	sort.Strings(out)
 	return out
 }

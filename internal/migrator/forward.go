@@ -3,7 +3,6 @@ package migrator
 import (
 	"context"
 	"fmt"
-	"time"
 )
 
 // legacyRow is a student_courseaccessrole row with its user's name.
@@ -170,7 +169,7 @@ func insertAudit(ctx context.Context, t *tx, rows [][]any) error {
 
 // userSubjects gets or creates the user subject of each user id.
 func userSubjects(ctx context.Context, t *tx, userIDs []int64) (map[int64]int64, error) {
-	userIDs = uniqueInts(userIDs)
+	userIDs = unique(userIDs)
 	got := map[int64]int64{}
 	rows, err := t.query(ctx, "SELECT user_id, subject_ptr_id FROM openedx_authz_usersubject WHERE user_id IN "+inList(len(userIDs)), anys(userIDs)...)
 	if err != nil {
@@ -208,7 +207,7 @@ func userSubjects(ctx context.Context, t *tx, userIDs []int64) (map[int64]int64,
 
 // courseScopes gets or creates the course scope of each course key.
 func courseScopes(ctx context.Context, t *tx, keys []string) (map[string]int64, error) {
-	keys = uniqueStrings(keys)
+	keys = unique(keys)
 	if len(keys) == 0 {
 		return map[string]int64{}, nil
 	}
@@ -266,28 +265,15 @@ func setOf(in []string) map[string]bool {
 	return m
 }
 
-func uniqueStrings(in []string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, s := range in {
-		if !seen[s] {
-			seen[s] = true
-			out = append(out, s)
+// unique returns in without repeats, first occurrences in order.
+func unique[T comparable](in []T) []T {
+	seen := make(map[T]bool, len(in))
+	var out []T
+	for _, v := range in {
+		if !seen[v] {
+			seen[v] = true
+			out = append(out, v)
 		}
 	}
 	return out
 }
-
-func uniqueInts(in []int64) []int64 {
-	seen := map[int64]bool{}
-	var out []int64
-	for _, s := range in {
-		if !seen[s] {
-			seen[s] = true
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-var _ = time.Second

@@ -110,7 +110,7 @@ func (e *Engine) resolveUsers(ctx context.Context, t *tx, cands []grouping, rep 
 	for _, g := range cands {
 		names = append(names, g.username)
 	}
-	names = uniqueStrings(names)
+	names = unique(names)
 	rows, err := t.query(ctx, "SELECT username, id FROM auth_user WHERE username IN "+inList(len(names)), anys(names)...)
 	if err != nil {
 		return nil, fmt.Errorf("read users: %w", err)
@@ -155,7 +155,7 @@ func restoreLegacy(ctx context.Context, t *tx, cands []grouping) error {
 	for i, g := range cands {
 		userIDs[i] = g.userID
 	}
-	userIDs = uniqueInts(userIDs)
+	userIDs = unique(userIDs)
 	rows, err := t.query(ctx, "SELECT user_id, org, course_id, role FROM student_courseaccessrole WHERE user_id IN "+inList(len(userIDs)), anys(userIDs)...)
 	if err != nil {
 		return fmt.Errorf("read legacy roles: %w", err)

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"authz-flag-consumer/internal/config"
+
 	"github.com/glebarez/sqlite"
 	"github.com/go-sql-driver/mysql"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
@@ -154,14 +156,5 @@ func Rebind(d Dialect, query string) string {
 // Returning reports whether INSERT ... RETURNING works on this database.
 func (db *DB) Returning() bool { return db.Dialect != MySQL || db.MariaDB }
 
-// MaskURL hides the password of a database URL.
-func MaskURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	}
-	return u.String()
-}
+// MaskURL hides the password of a database URL, so it can be logged.
+func MaskURL(raw string) string { return config.MaskURL(raw) }
