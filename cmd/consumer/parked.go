@@ -32,7 +32,7 @@ from, once the cause is fixed (a schema registered, a producer repaired).`,
 
 func newParkedListCmd() *cobra.Command {
 	var (
-		cfg config.Config
+		db  dbFlags
 		all bool
 	)
 	cmd := &cobra.Command{
@@ -40,16 +40,12 @@ func newParkedListCmd() *cobra.Command {
 		Short: "List parked events waiting for a re-drive (--all: also re-driven ones)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := loadDatabaseConfig(cmd, &cfg); err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			db, err := store.Open(ctx, cfg.DatabaseURL)
+			conn, err := db.open(cmd)
 			if err != nil {
 				return err
 			}
-			defer db.Close()
-			parked, err := migrator.New(db, migrator.Options{}).Parked(ctx, all)
+			defer conn.Close()
+			parked, err := migrator.New(conn, migrator.Options{}).Parked(cmd.Context(), all)
 			if err != nil {
 				return err
 			}
@@ -71,7 +67,7 @@ func newParkedListCmd() *cobra.Command {
 			return tw.Flush()
 		},
 	}
-	config.RegisterDatabase(cmd.Flags(), &cfg)
+	db.register(cmd)
 	cmd.Flags().BoolVar(&all, "all", false, "include events already re-driven")
 	return cmd
 }

@@ -88,15 +88,6 @@ func loadKafkaConfig(cmd *cobra.Command, cfg *config.Config) error {
 	return cfg.Validate()
 }
 
-// loadDatabaseConfig completes cfg for a command that only needs the database.
-func loadDatabaseConfig(cmd *cobra.Command, cfg *config.Config) error {
-	if err := config.ApplyEnv(cmd.Flags(), os.LookupEnv); err != nil {
-		return err
-	}
-	cfg.Finish()
-	return cfg.ValidateDatabaseOnly()
-}
-
 // adminOffsets is the admin view of the configured group on the topic.
 func adminOffsets(cfg config.Config) (consumer.Offsets, error) {
 	transport, err := cfg.KafkaTransport()
@@ -132,6 +123,10 @@ func startService(ctx context.Context, cfg config.Config, tune tuning, log *slog
 	if err := db.Migrate(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("own tables: %w", err)
+	}
+	if err := checkOpenEdX(ctx, db); err != nil {
+		s.Close()
+		return nil, err
 	}
 	reg := prometheus.NewRegistry()
 	s.metrics = ops.NewMetrics(reg)
