@@ -409,28 +409,20 @@ func insertIDs(ctx context.Context, t *tx, table string, cols []string, rows [][
 		}
 		return ids, nil
 	}
-	var args []any
-	for _, r := range rows {
-		args = append(args, r...)
-	}
-	q := fmt.Sprintf("INSERT INTO %s (%s) VALUES %s RETURNING id", table, strings.Join(cols, ", "), placeholders(len(cols), len(rows)))
-	if len(cols) == 0 {
-		q = insertDefaults(t.db.Dialect, table, len(rows))
-	}
-	res, err := t.query(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer res.Close()
-	for res.Next() {
-		var id int64
-		if err := res.Scan(&id); err != nil {
+	for _, chunk := range chunks(rows, rowsPerStatement(t.db.Dialect, len(cols))) {
+		var args []any
+		for _, r := range chunk {
+			args = append(args, r...)
+		}
+		q := fmt.Sprintf("INSERT INTO %s (%s) VALUES %s RETURNING id", table, strings.Join(cols, ", "), placeholders(len(cols), len(chunk)))
+		if len(cols) == 0 {
+			q = insertDefaults(t.db.Dialect, table, len(chunk))
+		}
+		got, err := scanIDs(ctx, t, q, args)
+		if err != nil {
 			return nil, err
 		}
-		ids = append(ids, id)
-	}
-	if err := res.Err(); err != nil {
-		return nil, err
+		ids = append(ids, got...)
 	}
 	if len(ids) != len(rows) {
 		return nil, fmt.Errorf("insert into %s returned %d ids for %d rows", table, len(ids), len(rows))
@@ -438,18 +430,30 @@ func insertIDs(ctx context.Context, t *tx, table string, cols []string, rows [][
 	return ids, nil
 }
 
+func scanIDs(ctx context.Context, t *tx, q string, args []any) ([]int64, error) {
+	res, err := t.query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Close()
+	var ids []int64
+	for res.Next() {
+		var id int64
+		if err := res.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, res.Err()
+}
+
 // insertDefaults inserts n rows of only an auto id (openedx_authz_subject).
 func insertDefaults(d store.Dialect, table string, n int) string {
-	vals := strings.TrimSuffix(strings.Repeat("(DEFAULT),", n), ",")
-	switch d {
-	case store.SQLite:
-		vals = strings.TrimSuffix(strings.Repeat("(NULL),", n), ",")
-		return fmt.Sprintf("INSERT INTO %s (id) VALUES %s RETURNING id", table, vals)
-	case store.MySQL:
-		vals = strings.TrimSuffix(strings.Repeat("(NULL),", n), ",")
-		return fmt.Sprintf("INSERT INTO %s (id) VALUES %s RETURNING id", table, vals)
+	row := "(NULL)" // SQLite and MariaDB: NULL takes the next id
+	if d == store.Postgres {
+		row = "(DEFAULT)"
 	}
-	return fmt.Sprintf("INSERT INTO %s (id) VALUES %s RETURNING id", table, vals)
+	return fmt.Sprintf("INSERT INTO %s (id) VALUES %s RETURNING id", table, strings.TrimSuffix(strings.Repeat(row+",", n), ","))
 }
 
 // placeholders renders n groups of k ? placeholders: (?, ?), (?, ?).
@@ -458,20 +462,42 @@ func placeholders(k, n int) string {
 	return strings.TrimSuffix(strings.Repeat(group+", ", n), ", ")
 }
 
-// insertRows inserts rows in one statement.
+// insertRows inserts rows in as few statements as the dialect likes.
 func insertRows(ctx context.Context, t *tx, table string, cols []string, rows [][]any) error {
-	if len(rows) == 0 {
-		return nil
-	}
-	var args []any
-	for _, r := range rows {
-		args = append(args, r...)
-	}
-	q := fmt.Sprintf("INSERT INTO %s (%s) VALUES %s", table, strings.Join(cols, ", "), placeholders(len(cols), len(rows)))
-	if _, err := t.exec(ctx, q, args...); err != nil {
-		return fmt.Errorf("insert into %s: %w", table, err)
+	for _, chunk := range chunks(rows, rowsPerStatement(t.db.Dialect, len(cols))) {
+		var args []any
+		for _, r := range chunk {
+			args = append(args, r...)
+		}
+		q := fmt.Sprintf("INSERT INTO %s (%s) VALUES %s", table, strings.Join(cols, ", "), placeholders(len(cols), len(chunk)))
+		if _, err := t.exec(ctx, q, args...); err != nil {
+			return fmt.Errorf("insert into %s: %w", table, err)
+		}
 	}
 	return nil
+}
+
+// rowsPerStatement bounds a multi-row statement's parameters. The pure-Go
+// SQLite driver binds each parameter by a linear search over all of them,
+// so its statements stay small; servers take large ones.
+func rowsPerStatement(d store.Dialect, cols int) int {
+	maxParams := 8000
+	if d == store.SQLite {
+		maxParams = 400
+	}
+	return max(1, maxParams/max(1, cols))
+}
+
+func chunks[T any](in []T, n int) [][]T {
+	var out [][]T
+	for len(in) > n {
+		out = append(out, in[:n])
+		in = in[n:]
+	}
+	if len(in) > 0 {
+		out = append(out, in)
+	}
+	return out
 }
 
 // inList renders "(?, ?, ?)" for n values.
