@@ -167,7 +167,7 @@ start() {
 		log "already running on 127.0.0.1:$PORT (pid $(cat "$PIDFILE"))"
 		return 0
 	fi
-	local t0=$SECONDS t0ns
+	local t0ns
 	t0ns=$(date +%s%N)
 	"$JAVA" -version >/dev/null 2>&1 || die "java not found (Java 17+ needed)"
 	fetch_jars
@@ -210,7 +210,6 @@ start() {
 	done
 	local ms=$((($(date +%s%N) - t0ns) / 1000000))
 	log "ready on 127.0.0.1:$PORT (pid $pid) in ${ms}ms; use: eval \"\$(scripts/kafka.sh env)\""
-	: "$t0"
 }
 
 stop() {

@@ -139,6 +139,11 @@ my_ping() {
 
 my_start() {
 	if my_pid_alive && my_ping; then
+		local running_port
+		running_port="$(cat "$MY_DIR/port" 2>/dev/null || true)"
+		if [ -n "$running_port" ] && [ "$running_port" != "$MYSQL_PORT" ]; then
+			die "MariaDB from $MY_DIR already runs on port $running_port, not $MYSQL_PORT; run scripts/services.sh stop first"
+		fi
 		log "MariaDB already running on 127.0.0.1:$MYSQL_PORT (pid $(cat "$MY_PID"))"
 		return 0
 	fi
@@ -174,6 +179,7 @@ my_start() {
 			--innodb-flush-log-at-trx-commit=2 --sync-binlog=0 --skip-log-bin \
 			</dev/null >>"$MY_LOG" 2>&1 &
 		launched=$!
+		echo "$MYSQL_PORT" >"$MY_DIR/port"
 	fi
 	local deadline=$((SECONDS + START_TIMEOUT))
 	until my_ping; do
@@ -258,7 +264,8 @@ pg_setup_user() {
 }
 
 pg_run() { # cmd args... (as the postgres OS user)
-	if is_root; then runuser -u "$PG_OS_USER" -- "$@"; else "$@"; fi
+	# From / so a checkout that user cannot enter does not produce warnings.
+	if is_root; then (cd / && runuser -u "$PG_OS_USER" -- "$@"); else "$@"; fi
 }
 
 # The data dir must be reachable by the postgres OS user. A checkout under a
@@ -304,9 +311,17 @@ pg_start() {
 	pg_setup_user
 	local bindir
 	bindir="$(pg_bindir)"
-	if pg_running && pg_ready; then
-		log "PostgreSQL already running on 127.0.0.1:$PG_PORT"
-		return 0
+	if pg_running; then
+		# Line 4 of postmaster.pid is the port the running server listens on.
+		local running_port
+		running_port="$(sed -n 4p "$PG_DATA/postmaster.pid" 2>/dev/null || true)"
+		if [ -n "$running_port" ] && [ "$running_port" != "$PG_PORT" ]; then
+			die "PostgreSQL from $PG_DATA already runs on port $running_port, not $PG_PORT; run scripts/services.sh stop first"
+		fi
+		if pg_ready; then
+			log "PostgreSQL already running on 127.0.0.1:$PG_PORT"
+			return 0
+		fi
 	fi
 	mkdir -p "$PG_DIR" "$PG_SOCK_DIR"
 	if is_root; then chown "$PG_OS_USER" "$PG_DIR" "$PG_SOCK_DIR"; fi
