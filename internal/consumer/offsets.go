@@ -94,10 +94,17 @@ func (o Offsets) Committed(ctx context.Context, partitions []int) (map[int]int64
 	if err != nil {
 		return nil, fmt.Errorf("fetch offsets of group %s: %w", o.Group, err)
 	}
+	out := make(map[int]int64, len(partitions))
+	if errors.Is(resp.Error, kafka.GroupIdNotFound) {
+		// A group that never committed (some brokers answer so, others -1).
+		for _, p := range partitions {
+			out[p] = -1
+		}
+		return out, nil
+	}
 	if resp.Error != nil {
 		return nil, fmt.Errorf("fetch offsets of group %s: %w", o.Group, resp.Error)
 	}
-	out := make(map[int]int64, len(partitions))
 	for _, p := range resp.Topics[o.Topic] {
 		if p.Error != nil {
 			return nil, fmt.Errorf("fetch offset of group %s partition %d: %w", o.Group, p.Partition, p.Error)
