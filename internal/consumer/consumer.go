@@ -204,10 +204,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 		case errors.Is(err, io.EOF):
 			return errors.New("consumer: reader closed")
 		case err != nil:
+			// The reader retries on its own; this only paces the loop. When
+			// ctx ends during the wait, the next fetch fails and drains.
 			c.log.Warn("fetch failed, retrying", "error", err)
-			if c.opts.Sleep(ctx, c.opts.MinBackoff*10) != nil {
-				continue // ctx is done: drain at the top
-			}
+			_ = c.opts.Sleep(ctx, c.opts.MinBackoff*10)
 			continue
 		}
 
