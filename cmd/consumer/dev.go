@@ -306,11 +306,7 @@ func (p *devPublisher) play(ctx context.Context, step devStep) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		hs := make([]kafka.Header, len(m.Headers))
-		for i, h := range m.Headers {
-			hs[i] = kafka.Header(h)
-		}
-		if err := p.w.WriteMessages(ctx, kafka.Message{Key: m.Key, Value: m.Value, Headers: hs}); err != nil {
+		if err := p.w.WriteMessages(ctx, consumer.KafkaMessage(m)); err != nil {
 			return 0, err
 		}
 	}

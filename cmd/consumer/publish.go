@@ -175,11 +175,7 @@ func sendEvent(ctx context.Context, cfg config.Config, m events.Message) (int, e
 		RequiredAcks: kafka.RequireAll,
 	}
 	defer w.Close()
-	hs := make([]kafka.Header, len(m.Headers))
-	for i, h := range m.Headers {
-		hs[i] = kafka.Header(h)
-	}
-	if err := w.WriteMessages(ctx, kafka.Message{Key: m.Key, Value: m.Value, Headers: hs}); err != nil {
+	if err := w.WriteMessages(ctx, consumer.KafkaMessage(m)); err != nil {
 		return 0, fmt.Errorf("publish to %s: %w", m.Topic, err)
 	}
 	return events.Partition(m.Key, len(parts)), nil

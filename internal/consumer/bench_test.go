@@ -88,11 +88,9 @@ func (fx *fixture) encoded(o demo.Override, n int) []kafka.Message {
 	for range n {
 		m, err := fx.enc.Encode(fx.ctx, testTopic, o.Event())
 		require.NoError(fx.t, err)
-		hs := make([]kafka.Header, len(m.Headers))
-		for i, h := range m.Headers {
-			hs[i] = kafka.Header(h)
-		}
-		out = append(out, kafka.Message{Topic: testTopic, Key: m.Key, Value: m.Value, Headers: hs})
+		km := consumer.KafkaMessage(m)
+		km.Topic = testTopic
+		out = append(out, km)
 	}
 	return out
 }

@@ -298,14 +298,7 @@ func TestMalformedEventsAreParkedAndPartitionMovesOn(t *testing.T) {
 func TestRedeliveryAfterRebalanceMidRunMakesNoSecondRun(t *testing.T) {
 	t.Parallel()
 	fx := newFixture(t)
-	inRun, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	slow := fx.engine(migrator.Options{AutoMigrate: true, BatchSize: 1, Fault: func(point string) error {
-		if strings.HasPrefix(point, "forward") {
-			once.Do(func() { close(inRun); <-release })
-		}
-		return nil
-	}})
+	slow, inRun, release := fx.stallingEngine()
 	a := fx.options(slow)
 	a.GroupBalancers = []kafka.GroupBalancer{preferBalancer{rank: 1}}
 	fx.start(a)
@@ -490,14 +483,7 @@ func TestTransientFailureRetriesWithoutCommit(t *testing.T) {
 func TestShutdownDrainsEventInHand(t *testing.T) {
 	t.Parallel()
 	fx := newFixture(t)
-	inRun, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	slow := fx.engine(migrator.Options{AutoMigrate: true, BatchSize: 1, Fault: func(point string) error {
-		if strings.HasPrefix(point, "forward") {
-			once.Do(func() { close(inRun); <-release })
-		}
-		return nil
-	}})
+	slow, inRun, release := fx.stallingEngine()
 	r := fx.start(fx.options(slow))
 	_, id := fx.toggle(course(demo.CourseBio, "on"))
 	<-inRun
@@ -511,6 +497,21 @@ func TestShutdownDrainsEventInHand(t *testing.T) {
 	fx.waitCommitted() // the drained event's offset was committed on the way out
 }
 
+// stallingEngine returns an engine whose first run stops inside its
+// transaction: inRun is closed when it gets there, and it goes on when
+// release is closed.
+func (fx *fixture) stallingEngine() (eng *migrator.Engine, inRun, release chan struct{}) {
+	inRun, release = make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	eng = fx.engine(migrator.Options{AutoMigrate: true, BatchSize: 1, Fault: func(point string) error {
+		if strings.HasPrefix(point, "forward") {
+			once.Do(func() { close(inRun); <-release })
+		}
+		return nil
+	}})
+	return eng, inRun, release
+}
+
 func statusOf(fx *fixture, runID int64, t *testing.T) string {
 	run, err := fx.engine(migrator.Options{}).GetRun(fx.ctx, runID)
 	require.NoError(t, err)
@@ -521,4 +522,68 @@ func mustJSON(t *testing.T, v any) []byte {
 	b, err := json.Marshal(v)
 	require.NoError(t, err)
 	return b
+}
+
+func TestRedriveAfterTheCauseIsFixed(t *testing.T) {
+	t.Parallel()
+	fx := newFixture(t)
+	opts := fx.options(fx.engine(migrator.Options{AutoMigrate: true}))
+	opts.NotVisibleLimit = 100 * time.Millisecond
+	fx.start(opts)
+	// An event whose row never showed up in time is parked...
+	ev := course(demo.CourseIntro, "on")
+	ev.ID, ev.Org, ev.Flag, ev.ChangeDate = 700, demo.OrgDemo, demo.Flag, time.Now().UTC()
+	id := fx.publish(ev)
+	fx.waitCommitted()
+	outcome, _ := fx.outcome(id)
+	require.Equal(t, "parked", outcome)
+
+	// ...the row is repaired, and the operator re-drives the event.
+	_, err := fx.db.SQL.ExecContext(fx.ctx, fx.db.Rebind(`INSERT INTO waffle_utils_waffleflagcourseoverridemodel
+		(id, change_date, enabled, waffle_flag, course_id, override_choice, note, changed_by_id) VALUES (?, ?, ?, ?, ?, ?, '', NULL)`),
+		ev.ID, ev.ChangeDate, true, demo.Flag, demo.CourseIntro, "on")
+	require.NoError(t, err)
+	eng := fx.engine(migrator.Options{})
+	parked, err := eng.Parked(fx.ctx, false)
+	require.NoError(t, err)
+	require.Len(t, parked, 1)
+	w := &kafka.Writer{Addr: kafka.TCP(fx.brokers...), Balancer: consumer.OriginalPartition{}, BatchTimeout: time.Millisecond}
+	defer w.Close()
+	redriven := consumer.Redrive(parked[0])
+	require.NoError(t, w.WriteMessages(fx.ctx, redriven))
+	require.NoError(t, eng.MarkRedriven(fx.ctx, parked[0].ID))
+	fx.waitCommitted()
+
+	outcome, runID := fx.outcome(id)
+	require.Equal(t, "ran", outcome)
+	require.NotZero(t, runID)
+	s := fx.settledFor(id)
+	require.Equal(t, parked[0].Partition, s[len(s)-1].Partition, "back on its partition")
+	left, err := eng.Parked(fx.ctx, false)
+	require.NoError(t, err)
+	require.Empty(t, left)
+}
+
+func TestKeyPartitionerMatchesTheOpenEdXProducer(t *testing.T) {
+	t.Parallel()
+	fx := newFixture(t)
+	want := map[string]int{}
+	for _, key := range []string{demo.CourseIntro, demo.CourseAdv, demo.CourseData, demo.CourseBio, demo.OrgDemo, demo.OrgOther} {
+		m, err := fx.enc.Encode(fx.ctx, testTopic, course(key, "on").Event())
+		require.NoError(t, err)
+		fx.write(m)
+		want[string(m.Key)] = events.Partition(m.Key, partitions)
+		// kafka-go's librdkafka-compatible balancer agrees.
+		require.Equal(t, want[string(m.Key)], (&kafka.CRC32Balancer{}).Balance(kafka.Message{Key: m.Key}, 0, 1, 2))
+	}
+	for p := range partitions {
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: fx.brokers, Topic: testTopic, Partition: p, MaxWait: 50 * time.Millisecond})
+		end := fx.end()[p]
+		for i := int64(0); i < end; i++ {
+			m, err := r.ReadMessage(fx.ctx)
+			require.NoError(t, err)
+			require.Equal(t, want[string(m.Key)], p, "key %q", m.Key)
+		}
+		r.Close()
+	}
 }

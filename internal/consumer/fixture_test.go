@@ -220,11 +220,9 @@ func (fx *fixture) toggle(o demo.Override) (demo.Override, string) {
 
 func (fx *fixture) write(m events.Message) {
 	fx.t.Helper()
-	hs := make([]kafka.Header, len(m.Headers))
-	for i, h := range m.Headers {
-		hs[i] = kafka.Header(h)
-	}
-	require.NoError(fx.t, fx.writer.WriteMessages(fx.ctx, kafka.Message{Topic: testTopic, Key: m.Key, Value: m.Value, Headers: hs}))
+	km := consumer.KafkaMessage(m)
+	km.Topic = testTopic
+	require.NoError(fx.t, fx.writer.WriteMessages(fx.ctx, km))
 }
 
 // end returns the high watermark of every partition.

@@ -38,6 +38,16 @@ func message(m kafka.Message) events.Message {
 	}
 }
 
+// KafkaMessage is the kafka-go message that sends m: its key, value and
+// headers. Topic is left empty, for a writer that names it.
+func KafkaMessage(m events.Message) kafka.Message {
+	hs := make([]kafka.Header, len(m.Headers))
+	for i, h := range m.Headers {
+		hs[i] = kafka.Header(h)
+	}
+	return kafka.Message{Key: m.Key, Value: m.Value, Headers: hs}
+}
+
 // change is the engine's view of a decoded event.
 func change(ev events.Event) migrator.Change {
 	o := ev.Override

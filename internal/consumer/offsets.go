@@ -185,6 +185,24 @@ func (o Offsets) Lag(ctx context.Context) (map[int]int64, error) {
 	if err != nil {
 		return nil, err
 	}
+	pos, err := o.positions(ctx, parts)
+	if err != nil {
+		return nil, err
+	}
+	lag := make(map[int]int64, len(parts))
+	for _, p := range parts {
+		from := pos[p].From
+		if from < 0 {
+			from = pos[p].Start
+		}
+		lag[p] = max(pos[p].End-from, 0)
+	}
+	return lag, nil
+}
+
+// positions reads the committed offset and the log's bounds of each
+// partition (To is left unset).
+func (o Offsets) positions(ctx context.Context, parts []int) (map[int]PartitionReset, error) {
 	committed, err := o.Committed(ctx, parts)
 	if err != nil {
 		return nil, err
@@ -193,15 +211,11 @@ func (o Offsets) Lag(ctx context.Context) (map[int]int64, error) {
 	if err != nil {
 		return nil, err
 	}
-	lag := make(map[int]int64, len(parts))
+	out := make(map[int]PartitionReset, len(parts))
 	for _, p := range parts {
-		from := committed[p]
-		if from < 0 {
-			from = start[p]
-		}
-		lag[p] = max(end[p]-from, 0)
+		out[p] = PartitionReset{Partition: p, From: committed[p], Start: start[p], End: end[p]}
 	}
-	return lag, nil
+	return out, nil
 }
 
 // PlanReset computes where ResetOffsets would move each partition, without
@@ -219,11 +233,7 @@ func (o Offsets) PlanReset(ctx context.Context, target ResetTarget) ([]Partition
 		}
 		parts = target.Partitions
 	}
-	committed, err := o.Committed(ctx, parts)
-	if err != nil {
-		return nil, err
-	}
-	start, end, err := o.Bounds(ctx, parts)
+	pos, err := o.positions(ctx, parts)
 	if err != nil {
 		return nil, err
 	}
@@ -235,13 +245,13 @@ func (o Offsets) PlanReset(ctx context.Context, target ResetTarget) ([]Partition
 	}
 	plan := make([]PartitionReset, 0, len(parts))
 	for _, p := range parts {
-		r := PartitionReset{Partition: p, From: committed[p], Start: start[p], End: end[p]}
+		r := pos[p]
 		if target.Time.IsZero() {
-			r.To = min(max(target.Offset, start[p]), end[p])
+			r.To = min(max(target.Offset, r.Start), r.End)
 		} else if off, ok := atTime[p]; ok {
 			r.To = off
 		} else {
-			r.To = end[p] // nothing at or after the time: nothing to replay
+			r.To = r.End // nothing at or after the time: nothing to replay
 		}
 		plan = append(plan, r)
 	}

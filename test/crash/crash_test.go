@@ -287,11 +287,7 @@ func publishStream(t *testing.T, ctx context.Context, brokers []string, regURL s
 			m, err = enc.Encode(ctx, topic, o)
 		}
 		require.NoError(t, err)
-		hs := make([]kafka.Header, len(m.Headers))
-		for j, h := range m.Headers {
-			hs[j] = kafka.Header(h)
-		}
-		km := kafka.Message{Key: m.Key, Value: m.Value, Headers: hs}
+		km := consumer.KafkaMessage(m)
 		msgs = append(msgs, km)
 		if it.twice {
 			msgs = append(msgs, km)

@@ -1,0 +1,29 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// The one-command demo runs end to end: every toggle gets its outcome and
+// the summary shows the runs and what moved.
+func TestDevPlaysTheScript(t *testing.T) {
+	var out bytes.Buffer
+	err := runDev(context.Background(), &out, devOptions{dir: t.TempDir(), partitions: 3, httpAddr: "127.0.0.1:0"})
+	require.NoError(t, err, out.String())
+	for _, want := range []string{
+		"ran: forward run #1",
+		"ran: rollback run #3",
+		"noop: effective state stays on",
+		"ignored: flag \"studio.some_other_flag\"",
+		"ignored: not a course-v1 course key",
+		"superseded: override row",
+		"parked (framing)",
+	} {
+		require.Contains(t, out.String(), want)
+	}
+	require.Regexp(t, `course-v1:DemoX\+Adv\+2024 +3 → 0 +0 → 3 +moved`, out.String())
+}
