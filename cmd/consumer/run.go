@@ -207,7 +207,35 @@ func startService(ctx context.Context, cfg config.Config, tune tuning, log *slog
 		return nil, err
 	}
 	s.countParked(ctx)
+	s.warnForeignRuns(ctx)
 	return s, nil
+}
+
+// warnForeignRuns warns about runs marked running at start (SPEC 7). This
+// service writes a run and its data in one transaction, so a running row
+// others can see was left by another migrator: most likely openedx-authz's
+// own automatic migration, which must stay off while this service runs.
+func (s *service) warnForeignRuns(ctx context.Context) {
+	rows, err := s.db.SQL.QueryContext(ctx, s.db.Rebind(`SELECT id, scope_type, scope_key, created_at
+		FROM openedx_authz_authzcourseauthoringmigrationrun WHERE status = ?`), migrator.StatusRunning)
+	if err != nil {
+		s.log.Warn("look for running runs", "error", err)
+		return
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			id             int64
+			scopeType, key string
+			created        time.Time
+		)
+		if err := rows.Scan(&id, &scopeType, &key, &created); err != nil {
+			s.log.Warn("look for running runs", "error", err)
+			return
+		}
+		s.log.Warn("a migration run is marked running, not by this service: keep openedx-authz's ENABLE_AUTOMATIC_AUTHZ_COURSE_AUTHORING_MIGRATION off in the LMS and CMS; a run left over from a crash is marked failed when its scope is next migrated",
+			"run_id", id, "scope_type", scopeType, "scope", key, "created_at", created)
+	}
 }
 
 // countParked refreshes the parked_pending gauge from the parked table.
