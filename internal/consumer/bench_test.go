@@ -79,6 +79,14 @@ func (noEngine) Handle(context.Context, migrator.Source, migrator.Change) (migra
 	return migrator.Result{Outcome: migrator.OutcomeIgnored}, nil
 }
 
+func (noEngine) HandleQuick(_ context.Context, items []migrator.Item) ([]migrator.Result, error) {
+	out := make([]migrator.Result, len(items))
+	for i := range out {
+		out[i] = migrator.Result{Outcome: migrator.OutcomeIgnored}
+	}
+	return out, nil
+}
+
 func (noEngine) Park(context.Context, migrator.ParkedEvent) error { return nil }
 
 // encoded returns n events of o, each with its own ce_id.

@@ -36,6 +36,7 @@ type Decoder interface {
 // the one used outside tests.
 type Engine interface {
 	Handle(ctx context.Context, src migrator.Source, ch migrator.Change) (migrator.Result, error)
+	HandleQuick(ctx context.Context, items []migrator.Item) ([]migrator.Result, error)
 	Park(ctx context.Context, p migrator.ParkedEvent) error
 }
 
@@ -77,6 +78,11 @@ type Options struct {
 	// message is ready, and on shutdown (1000, 250ms).
 	CommitBatch    int
 	CommitInterval time.Duration
+
+	// QuickBatch is how many messages already fetched are settled together
+	// when none of them moves data (ignored, duplicate, disabled, no-op,
+	// superseded: one database transaction for all) (1000).
+	QuickBatch int
 
 	// Group session settings passed to kafka-go (defaults 10s, 30s, 3s).
 	SessionTimeout    time.Duration
@@ -150,6 +156,9 @@ func New(opts Options) (*Consumer, error) {
 	if opts.CommitBatch <= 0 {
 		opts.CommitBatch = 1000
 	}
+	if opts.QuickBatch <= 0 {
+		opts.QuickBatch = 1000
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -171,6 +180,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		Topic:             c.opts.Topic,
 		StartOffset:       kafka.FirstOffset,
 		MaxWait:           500 * time.Millisecond,
+		QueueCapacity:     c.opts.QuickBatch, // so a quick batch can fill
 		SessionTimeout:    c.opts.SessionTimeout,
 		RebalanceTimeout:  c.opts.RebalanceTimeout,
 		HeartbeatInterval: c.opts.HeartbeatInterval,
@@ -211,20 +221,86 @@ func (c *Consumer) Run(ctx context.Context) error {
 			continue
 		}
 
-		s, err := c.settle(ctx, m)
+		msgs := append([]kafka.Message{m}, c.fetchReady(ctx, r, c.opts.QuickBatch-1)...)
+		settled, err := c.settleAll(ctx, msgs)
+		for i, s := range settled {
+			c.report(msgs[i], s)
+			batch.add(msgs[i], c.opts.Now())
+		}
 		if err != nil {
-			// Shut down while a transient failure was being retried: the
-			// event did not take effect, so its offset stays uncommitted.
+			// Shut down while a transient failure was being retried: that
+			// event and those after it did not take effect, so their offsets
+			// stay uncommitted.
 			c.commit(context.WithoutCancel(ctx), r, batch)
-			c.log.Info("drained", "unsettled_partition", m.Partition, "unsettled_offset", m.Offset)
+			c.log.Info("drained", "unsettled_partition", msgs[len(settled)].Partition, "unsettled_offset", msgs[len(settled)].Offset)
 			return nil
 		}
-		c.report(m, s)
-		batch.add(m, c.opts.Now())
 		if batch.due(c.opts.Now(), c.opts.CommitBatch, c.opts.CommitInterval) {
 			c.commit(ctx, r, batch)
 		}
 	}
+}
+
+// fetchReady returns up to n more messages the reader already holds,
+// without waiting for the broker.
+func (c *Consumer) fetchReady(ctx context.Context, r *kafka.Reader, n int) []kafka.Message {
+	var out []kafka.Message
+	for len(out) < n && ctx.Err() == nil {
+		fctx, cancel := context.WithTimeout(ctx, time.Millisecond)
+		m, err := r.FetchMessage(fctx)
+		cancel()
+		if err != nil {
+			break
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// settleAll settles msgs in order. Runs of well-formed events that move no
+// data go to the engine together (HandleQuick, one transaction); the first
+// event that needs a run, a retry or parking goes through settle alone. It
+// returns what settled before ctx ended, in order.
+func (c *Consumer) settleAll(ctx context.Context, msgs []kafka.Message) ([]Settled, error) {
+	decoded := make([]Settled, len(msgs))
+	ok := make([]bool, len(msgs))
+	for i, m := range msgs {
+		ev, err := c.opts.Decoder.Decode(ctx, message(m))
+		decoded[i] = Settled{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: string(m.Key), Attempts: 1}
+		if err == nil {
+			decoded[i].EventID, decoded[i].Change, ok[i] = eventID(ev, m), change(ev), true
+		}
+	}
+	var out []Settled
+	for i := 0; i < len(msgs); {
+		var items []migrator.Item
+		for j := i; j < len(msgs) && ok[j]; j++ {
+			d := decoded[j]
+			items = append(items, migrator.Item{Change: d.Change,
+				Source: migrator.Source{EventID: d.EventID, Topic: d.Topic, Partition: d.Partition, Offset: d.Offset}})
+		}
+		if len(items) > 0 {
+			res, err := c.opts.Engine.HandleQuick(context.WithoutCancel(ctx), items)
+			if err != nil {
+				c.log.Warn("settling a batch failed; settling one by one", "error", err)
+			}
+			for _, r := range res {
+				decoded[i].Result = r
+				out = append(out, decoded[i])
+				i++
+			}
+			if len(res) > 0 {
+				continue
+			}
+		}
+		s, err := c.settle(ctx, msgs[i])
+		if err != nil {
+			return out, err
+		}
+		out = append(out, s)
+		i++
+	}
+	return out, nil
 }
 
 // errIdle means no message came before the oldest handled offset was due

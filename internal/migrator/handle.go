@@ -128,17 +128,27 @@ func (e *Engine) handledBefore(ctx context.Context, t *tx, src Source, ch Change
 	case err != nil && err != sql.ErrNoRows:
 		return Result{}, false, fmt.Errorf("read outcome of event %s: %w", src.EventID, err)
 	}
-	var other string
-	err = t.queryRow(ctx, "SELECT event_id, run_id, direction FROM authz_consumer_event WHERE scope_type = ? AND scope_key = ? AND record_id = ? AND flag = ? AND outcome = ? AND event_id <> ?",
+	res, err := recordDuplicate(ctx, t, src, ch)
+	return res, false, err
+}
+
+// recordDuplicate finds another event for the same override row that ran:
+// this event is then a duplicate (Outcome duplicate), else Result is zero.
+func recordDuplicate(ctx context.Context, t *tx, src Source, ch Change) (Result, error) {
+	var (
+		other, dir string
+		runID      sql.NullInt64
+	)
+	err := t.queryRow(ctx, "SELECT event_id, run_id, direction FROM authz_consumer_event WHERE scope_type = ? AND scope_key = ? AND record_id = ? AND flag = ? AND outcome = ? AND event_id <> ?",
 		string(ch.ScopeType), ch.ScopeKey, ch.RecordID, ch.Flag, string(OutcomeRan), src.EventID).Scan(&other, &runID, &dir)
 	switch {
 	case err == sql.ErrNoRows:
-		return Result{}, false, nil
+		return Result{}, nil
 	case err != nil:
-		return Result{}, false, fmt.Errorf("read outcomes of override %d: %w", ch.RecordID, err)
+		return Result{}, fmt.Errorf("read outcomes of override %d: %w", ch.RecordID, err)
 	}
 	return Result{Outcome: OutcomeDuplicate, RunID: runID.Int64, Direction: Direction(dir),
-		Detail: fmt.Sprintf("override row %d was already acted on by event %s", ch.RecordID, other)}, false, nil
+		Detail: fmt.Sprintf("override row %d was already acted on by event %s", ch.RecordID, other)}, nil
 }
 
 // recordAlone records an outcome that needs no lock (ignored events).
@@ -157,6 +167,23 @@ func (e *Engine) recordAlone(ctx context.Context, src Source, ch Change, res Res
 // recordEvent writes (or, for a re-handled disabled or parked event,
 // updates) the event's outcome row.
 func (e *Engine) recordEvent(ctx context.Context, t *tx, src Source, ch Change, res Result) error {
+	row := e.eventRow(src, ch, res)
+	// The update sets every column but event_id, created_at (row[0], row[12]).
+	args := append(append([]any{}, row[1:12]...), row[13], src.EventID)
+	r, err := t.exec(ctx, "UPDATE authz_consumer_event SET topic = ?, partition_no = ?, offset_no = ?, flag = ?, scope_type = ?, scope_key = ?, record_id = ?, outcome = ?, run_id = ?, direction = ?, detail = ?, updated_at = ? WHERE event_id = ?", args...)
+	if err != nil {
+		return fmt.Errorf("record outcome of event %s: %w", src.EventID, err)
+	}
+	if n, _ := r.RowsAffected(); n > 0 {
+		return nil
+	}
+	return insertRows(ctx, t, "authz_consumer_event", eventColumns, [][]any{row})
+}
+
+var eventColumns = []string{"event_id", "topic", "partition_no", "offset_no", "flag", "scope_type", "scope_key", "record_id", "outcome", "run_id", "direction", "detail", "created_at", "updated_at"}
+
+// eventRow is an authz_consumer_event row in eventColumns' order.
+func (e *Engine) eventRow(src Source, ch Change, res Result) []any {
 	now := e.now()
 	var runID any
 	if res.RunID != 0 {
@@ -166,17 +193,8 @@ func (e *Engine) recordEvent(ctx context.Context, t *tx, src Source, ch Change, 
 	if res.Status != "" {
 		detail = strings.TrimSpace("run " + res.Status + " " + detail)
 	}
-	r, err := t.exec(ctx, "UPDATE authz_consumer_event SET topic = ?, partition_no = ?, offset_no = ?, flag = ?, scope_type = ?, scope_key = ?, record_id = ?, outcome = ?, run_id = ?, direction = ?, detail = ?, updated_at = ? WHERE event_id = ?",
-		src.Topic, src.Partition, src.Offset, ch.Flag, string(ch.ScopeType), ch.ScopeKey, ch.RecordID, string(res.Outcome), runID, string(res.Direction), detail, now, src.EventID)
-	if err != nil {
-		return fmt.Errorf("record outcome of event %s: %w", src.EventID, err)
-	}
-	if n, _ := r.RowsAffected(); n > 0 {
-		return nil
-	}
-	return insertRows(ctx, t, "authz_consumer_event",
-		[]string{"event_id", "topic", "partition_no", "offset_no", "flag", "scope_type", "scope_key", "record_id", "outcome", "run_id", "direction", "detail", "created_at", "updated_at"},
-		[][]any{{src.EventID, src.Topic, src.Partition, src.Offset, ch.Flag, string(ch.ScopeType), ch.ScopeKey, ch.RecordID, string(res.Outcome), runID, string(res.Direction), detail, now, now}})
+	return []any{src.EventID, src.Topic, src.Partition, src.Offset, ch.Flag, string(ch.ScopeType), ch.ScopeKey, ch.RecordID,
+		string(res.Outcome), runID, string(res.Direction), detail, now, now}
 }
 
 // ParkedEvent is a message the consumer could not use, kept for re-drive.

@@ -1,0 +1,189 @@
+package migrator
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Item is one event for HandleQuick.
+type Item struct {
+	Source Source
+	Change Change
+}
+
+// HandleQuick settles, in one transaction, the longest prefix of items that
+// moves no data: events to ignore, duplicates, disabled events (automatic
+// migration off), no-op and superseded saves. It stops before the first
+// item that calls for a run or whose override row is not visible yet; the
+// caller hands that one to Handle. The results, one per settled item, are
+// durable when it returns; on error nothing is.
+//
+// It takes no advisory lock: none of these outcomes changes role data, and
+// a second consumer settling the same event at once fails on the event
+// id's unique index and retries, finding the first one's outcome.
+func (e *Engine) HandleQuick(ctx context.Context, items []Item) ([]Result, error) {
+	if len(items) == 0 {
+		return nil, nil
+	}
+	var results []Result
+	err := e.locked(ctx, nil, func(t *tx) error {
+		q := &quickBatch{e: e, t: t, decisions: map[string]decision{}, duplicates: map[string]Result{}, seen: map[string]bool{}}
+		var err error
+		results, err = q.settle(ctx, items)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+// quickBatch is one HandleQuick transaction: prior outcomes read in one
+// query, decisions shared by events naming the same override row, new
+// outcome rows written in one statement.
+type quickBatch struct {
+	e          *Engine
+	t          *tx
+	prior      map[string]priorOutcome
+	decisions  map[string]decision
+	duplicates map[string]Result
+	seen       map[string]bool // event ids settled in this batch
+	rows       [][]any
+}
+
+type priorOutcome struct {
+	outcome, direction, detail string
+	runID                      sql.NullInt64
+}
+
+func (q *quickBatch) settle(ctx context.Context, items []Item) ([]Result, error) {
+	if err := q.readPrior(ctx, items); err != nil {
+		return nil, err
+	}
+	var results []Result
+	for _, it := range items {
+		res, ok, err := q.one(ctx, it)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			break
+		}
+		results = append(results, res)
+	}
+	if err := insertRows(ctx, q.t, "authz_consumer_event", eventColumns, q.rows); err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+func (q *quickBatch) readPrior(ctx context.Context, items []Item) error {
+	ids := make([]string, len(items))
+	for i, it := range items {
+		ids[i] = it.Source.EventID
+	}
+	ids = unique(ids)
+	q.prior = map[string]priorOutcome{}
+	for _, chunk := range chunks(ids, rowsPerStatement(q.t.db.Dialect, 1)) {
+		rows, err := q.t.query(ctx, "SELECT event_id, outcome, run_id, direction, detail FROM authz_consumer_event WHERE event_id IN "+inList(len(chunk)), anys(chunk)...)
+		if err != nil {
+			return fmt.Errorf("read outcomes of events: %w", err)
+		}
+		for rows.Next() {
+			var id string
+			var p priorOutcome
+			if err := rows.Scan(&id, &p.outcome, &p.runID, &p.direction, &p.detail); err != nil {
+				rows.Close()
+				return err
+			}
+			q.prior[id] = p
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// one settles an item when that moves no data; ok is false when the item
+// needs Handle.
+func (q *quickBatch) one(ctx context.Context, it Item) (Result, bool, error) {
+	src, ch := it.Source, it.Change
+	p, known := q.prior[src.EventID]
+	switch {
+	case q.seen[src.EventID]:
+		return Result{Outcome: OutcomeDuplicate, Detail: "event delivered twice in one batch"}, true, nil
+	case known && p.outcome != string(OutcomeDisabled) && p.outcome != string(OutcomeParked):
+		return Result{Outcome: OutcomeDuplicate, RunID: p.runID.Int64, Direction: Direction(p.direction),
+			Detail: fmt.Sprintf("event already handled: %s %s", p.outcome, p.detail)}, true, nil
+	}
+	var res Result
+	if reason := q.e.ignoreReason(ch); reason != "" {
+		res = Result{Outcome: OutcomeIgnored, Detail: reason}
+	} else {
+		prior, err := q.recordDuplicate(ctx, src, ch)
+		if err != nil {
+			return Result{}, false, err
+		}
+		switch {
+		case prior.Outcome == OutcomeDuplicate:
+			res = prior
+		case !q.e.opts.AutoMigrate:
+			res = Result{Outcome: OutcomeDisabled, Detail: "automatic migration is off"}
+		default:
+			d, err := q.decide(ctx, ch)
+			if errors.Is(err, ErrNotVisible) {
+				return Result{}, false, nil
+			}
+			if err != nil {
+				return Result{}, false, err
+			}
+			if d.outcome == OutcomeRan {
+				return Result{}, false, nil
+			}
+			res = Result{Outcome: d.outcome, Detail: d.detail}
+		}
+	}
+	q.seen[src.EventID] = true
+	if known { // a disabled or parked event settled again: its row is updated
+		return res, true, q.e.recordEvent(ctx, q.t, src, ch, res)
+	}
+	q.rows = append(q.rows, q.e.eventRow(src, ch, res))
+	return res, true, nil
+}
+
+// recordDuplicate is the package's, once per override row and batch: a
+// batch records no run, so the answer cannot change within it.
+func (q *quickBatch) recordDuplicate(ctx context.Context, src Source, ch Change) (Result, error) {
+	key := recordKey(ch)
+	if r, ok := q.duplicates[key]; ok {
+		return r, nil
+	}
+	r, err := recordDuplicate(ctx, q.t, src, ch)
+	if err == nil {
+		q.duplicates[key] = r
+	}
+	return r, err
+}
+
+func recordKey(ch Change) string {
+	return strings.Join([]string{ch.Flag, string(ch.ScopeType), ch.ScopeKey, fmt.Sprint(ch.RecordID)}, "\x00")
+}
+
+// decide is Engine.decide, once per override row and batch: nothing in the
+// batch changes the override tables.
+func (q *quickBatch) decide(ctx context.Context, ch Change) (decision, error) {
+	key := recordKey(ch)
+	if d, ok := q.decisions[key]; ok {
+		return d, nil
+	}
+	d, err := q.e.decide(ctx, q.t, ch)
+	if err == nil {
+		q.decisions[key] = d
+	}
+	return d, err
+}
