@@ -138,3 +138,34 @@ func TestParkKeepsOneRowPerMessage(t *testing.T) {
 	require.Empty(t, parked)
 	require.Equal(t, []string{"t/2/7|parked"}, fx.strings("SELECT event_id, outcome FROM authz_consumer_event"))
 }
+
+func TestHandleQuickStopsBeforeARun(t *testing.T) {
+	dialects(t, func(t *testing.T, fx *fixture) {
+		fx.legacy("s1", "OrgX", c1, "staff")
+		off := fx.override(migrator.CourseScope, c1, true, "off") // off -> off: no-op
+		ch := func(rec int64) migrator.Change {
+			return migrator.Change{Flag: migrator.DefaultFlag, ScopeType: migrator.CourseScope, ScopeKey: c1, Org: "OrgX", RecordID: rec}
+		}
+		item := func(id string, c migrator.Change) migrator.Item {
+			return migrator.Item{Source: migrator.Source{EventID: id, Topic: "t"}, Change: c}
+		}
+		other := ch(off)
+		other.Flag = "other.flag"
+		res, err := fx.eng.HandleQuick(fx.ctx, []migrator.Item{item("a", other), item("b", ch(off)), item("b", ch(off))})
+		require.NoError(t, err)
+		require.Equal(t, []migrator.Outcome{migrator.OutcomeIgnored, migrator.OutcomeNoop, migrator.OutcomeDuplicate},
+			[]migrator.Outcome{res[0].Outcome, res[1].Outcome, res[2].Outcome})
+
+		on := fx.override(migrator.CourseScope, c1, true, "on")
+		res, err = fx.eng.HandleQuick(fx.ctx, []migrator.Item{item("c", ch(off)), item("d", ch(on)), item("e", other)})
+		require.NoError(t, err)
+		require.Len(t, res, 1, "stops before the event that needs a run")
+		require.Equal(t, migrator.OutcomeSuperseded, res[0].Outcome)
+		require.Empty(t, fx.rules())
+
+		res, err = fx.eng.HandleQuick(fx.ctx, []migrator.Item{item("f", ch(9999))})
+		require.NoError(t, err)
+		require.Empty(t, res, "an invisible row is left to Handle")
+		require.ElementsMatch(t, []string{"a|ignored", "b|noop", "c|superseded"}, fx.strings("SELECT event_id, outcome FROM authz_consumer_event"))
+	})
+}
