@@ -208,6 +208,7 @@ func startService(ctx context.Context, cfg config.Config, tune tuning, log *slog
 	}
 	s.countParked(ctx)
 	s.warnForeignRuns(ctx)
+	s.ensureDeadLetterTopic(ctx)
 	return s, nil
 }
 
@@ -216,26 +217,52 @@ func startService(ctx context.Context, cfg config.Config, tune tuning, log *slog
 // others can see was left by another migrator: most likely openedx-authz's
 // own automatic migration, which must stay off while this service runs.
 func (s *service) warnForeignRuns(ctx context.Context) {
-	rows, err := s.db.SQL.QueryContext(ctx, s.db.Rebind(`SELECT id, scope_type, scope_key, created_at
-		FROM openedx_authz_authzcourseauthoringmigrationrun WHERE status = ?`), migrator.StatusRunning)
+	runs, err := s.engine.RunningRuns(ctx)
 	if err != nil {
 		s.log.Warn("look for running runs", "error", err)
 		return
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			id             int64
-			scopeType, key string
-			created        time.Time
-		)
-		if err := rows.Scan(&id, &scopeType, &key, &created); err != nil {
-			s.log.Warn("look for running runs", "error", err)
-			return
-		}
+	for _, r := range runs {
 		s.log.Warn("a migration run is marked running, not by this service: keep openedx-authz's ENABLE_AUTOMATIC_AUTHZ_COURSE_AUTHORING_MIGRATION off in the LMS and CMS; a run left over from a crash is marked failed when its scope is next migrated",
-			"run_id", id, "scope_type", scopeType, "scope", key, "created_at", created)
+			"run_id", r.ID, "scope_type", r.ScopeType, "scope", r.ScopeKey, "created_at", r.CreatedAt)
 	}
+}
+
+// ensureDeadLetterTopic creates the dead-letter topic when it is missing,
+// with the source topic's partition count, so parking never stalls on a
+// missing topic. A broker that refuses (no ACL) is only logged: the
+// operator then creates it (docs/operations.md).
+func (s *service) ensureDeadLetterTopic(ctx context.Context) {
+	admin, err := adminOffsets(s.cfg)
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	meta, err := admin.Client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{s.cfg.Topic, s.cfg.DeadLetterTopic}})
+	if err != nil {
+		s.log.Warn("dead-letter topic: broker metadata unavailable; will rely on auto-creation", "topic", s.cfg.DeadLetterTopic, "error", err)
+		return
+	}
+	partitions := 1
+	for _, t := range meta.Topics {
+		switch {
+		case t.Name == s.cfg.DeadLetterTopic && t.Error == nil:
+			return
+		case t.Name == s.cfg.Topic && t.Error == nil && len(t.Partitions) > 0:
+			partitions = len(t.Partitions)
+		}
+	}
+	res, err := admin.Client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{
+		{Topic: s.cfg.DeadLetterTopic, NumPartitions: partitions, ReplicationFactor: -1}}})
+	if err == nil {
+		err = res.Errors[s.cfg.DeadLetterTopic]
+	}
+	if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
+		s.log.Warn("could not create the dead-letter topic; create it, or parking will retry until it exists", "topic", s.cfg.DeadLetterTopic, "error", err)
+		return
+	}
+	s.log.Info("created the dead-letter topic", "topic", s.cfg.DeadLetterTopic, "partitions", partitions)
 }
 
 // countParked refreshes the parked_pending gauge from the parked table.
