@@ -496,10 +496,15 @@ func (c *Consumer) Joined(context.Context) error {
 	if c.reader == nil {
 		return errors.New("consumer not started")
 	}
-	// Stats resets its counters on every call, so they are summed here.
-	c.rebalances += c.reader.Stats().Rebalances
+	// Stats resets its counters on every call, so they are summed here, and
+	// the ones since the previous probe tell whether the broker answers.
+	st := c.reader.Stats()
+	c.rebalances += st.Rebalances
 	if c.rebalances == 0 {
 		return fmt.Errorf("not joined group %s yet", c.opts.GroupID)
+	}
+	if st.Errors > 0 && st.Fetches == 0 && st.Messages == 0 {
+		return fmt.Errorf("broker unreachable: %d fetch errors and no successful fetch since the last check", st.Errors)
 	}
 	return nil
 }
