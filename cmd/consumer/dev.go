@@ -96,6 +96,7 @@ func devScript() []devStep {
 		{say: "another flag on org " + demo.OrgDemo, saves: []demo.Override{other}},
 		{say: "a CCX course (not course-v1)", saves: []demo.Override{ccx}},
 		{say: "course " + demo.CourseBio + " off, then on (two quick saves)", saves: []demo.Override{course(demo.CourseBio, "off"), course(demo.CourseBio, "on")}},
+		{say: "org " + demo.OrgDemo + " off (" + demo.CourseIntro + " keeps its own on)", saves: []demo.Override{org(demo.OrgDemo, "off")}},
 		{say: "a malformed message", raw: &kafka.Message{Key: []byte(demo.OrgDemo), Value: []byte("this is not an event"),
 			Headers: []kafka.Header{{Key: "content-type", Value: []byte("application/avro")}, {Key: "ce_type", Value: []byte(events.EventTypeV1)}, {Key: "ce_id", Value: []byte("dev-malformed-1")}}}},
 	}
