@@ -338,7 +338,7 @@ func printSummary(ctx context.Context, out io.Writer, db *store.DB, eng *migrato
 	if err != nil {
 		return err
 	}
-	runs, err := eng.Runs(ctx, 100)
+	runs, err := eng.Runs(ctx, migrator.RunFilter{Limit: 100})
 	if err != nil {
 		return err
 	}

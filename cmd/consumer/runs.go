@@ -6,12 +6,14 @@ import (
 	"strconv"
 
 	"github.com/spf13/cobra"
+
+	"authz-flag-consumer/internal/migrator"
 )
 
 func newRunsCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "runs", Short: "List and show migration runs"}
 	var lf dbFlags
-	var limit int
+	var filter migrator.RunFilter
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List runs, newest first",
@@ -22,7 +24,7 @@ func newRunsCmd() *cobra.Command {
 				return err
 			}
 			defer db.Close()
-			runs, err := eng.Runs(cmd.Context(), limit)
+			runs, err := eng.Runs(cmd.Context(), filter)
 			if err != nil {
 				return err
 			}
@@ -33,7 +35,9 @@ func newRunsCmd() *cobra.Command {
 		},
 	}
 	lf.register(list)
-	list.Flags().IntVar(&limit, "limit", 50, "how many runs (0: all)")
+	list.Flags().IntVar(&filter.Limit, "limit", 50, "how many runs (0: all)")
+	list.Flags().StringVar(&filter.Status, "status", "", "only runs with this status (running, completed, partial_success, failed, skipped)")
+	list.Flags().StringVar(&filter.ScopeKey, "scope", "", "only runs of this course key or org")
 
 	var sf dbFlags
 	show := &cobra.Command{

@@ -301,7 +301,7 @@ func (fx *fixture) outcome(eventID string) (string, int64) {
 // runs returns every run, oldest first.
 func (fx *fixture) runs() []migrator.Run {
 	fx.t.Helper()
-	runs, err := fx.engine(migrator.Options{}).Runs(fx.ctx, 1000)
+	runs, err := fx.engine(migrator.Options{}).Runs(fx.ctx, migrator.RunFilter{Limit: 1000})
 	require.NoError(fx.t, err)
 	for i, j := 0, len(runs)-1; i < j; i, j = i+1, j-1 {
 		runs[i], runs[j] = runs[j], runs[i]

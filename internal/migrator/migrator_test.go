@@ -164,7 +164,7 @@ func TestOrphanedRunningRunIsRecovered(t *testing.T) {
 			VALUES ('forward', 'org', 'OrgX', 'running', ?, ?, '{}')`, fx.clock, fx.clock)
 		run := fx.run(migrator.Forward, migrator.OrgScope, "OrgX")
 		require.Equal(t, migrator.StatusCompleted, run.Status)
-		runs, err := fx.eng.Runs(fx.ctx, 0)
+		runs, err := fx.eng.Runs(fx.ctx, migrator.RunFilter{})
 		require.NoError(t, err)
 		require.Len(t, runs, 2)
 		require.Equal(t, migrator.StatusFailed, runs[1].Status)

@@ -9,13 +9,30 @@ import (
 
 const runColumns = "id, migration_type, scope_type, scope_key, status, created_at, updated_at, completed_at, metadata"
 
-// Runs lists the newest runs first (all when limit <= 0).
-func (e *Engine) Runs(ctx context.Context, limit int) ([]Run, error) {
-	q := "SELECT " + runColumns + " FROM openedx_authz_authzcourseauthoringmigrationrun ORDER BY id DESC"
-	if limit > 0 {
-		q += fmt.Sprintf(" LIMIT %d", limit)
+// RunFilter narrows Runs; zero fields do not filter.
+type RunFilter struct {
+	Status   string
+	ScopeKey string
+	Limit    int // newest first; 0: all
+}
+
+// Runs lists runs, newest first.
+func (e *Engine) Runs(ctx context.Context, f RunFilter) ([]Run, error) {
+	q := "SELECT " + runColumns + " FROM openedx_authz_authzcourseauthoringmigrationrun WHERE 1 = 1"
+	var args []any
+	if f.Status != "" {
+		q += " AND status = ?"
+		args = append(args, f.Status)
 	}
-	return e.queryRuns(ctx, q)
+	if f.ScopeKey != "" {
+		q += " AND scope_key = ?"
+		args = append(args, f.ScopeKey)
+	}
+	q += " ORDER BY id DESC"
+	if f.Limit > 0 {
+		q += fmt.Sprintf(" LIMIT %d", f.Limit)
+	}
+	return e.queryRuns(ctx, q, args...)
 }
 
 func (e *Engine) queryRuns(ctx context.Context, q string, args ...any) ([]Run, error) {
