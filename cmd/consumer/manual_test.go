@@ -39,9 +39,9 @@ func TestManualMigrateAndRollback(t *testing.T) {
 	require.NoError(t, err)
 
 	for args, want := range map[string]string{
-		"migrate --org-id NoSuchOrg":                    `org "NoSuchOrg" is unknown here`,
+		"migrate --org-id NoSuchOrg":                     `org "NoSuchOrg" is unknown here`,
 		"migrate --course-id-list course-v1:DemoX+Intro": `is not a course-v1 course key`,
-		"migrate":                                       "give exactly one of --course-id-list and --org-id",
+		"migrate": "give exactly one of --course-id-list and --org-id",
 		"rollback --org-id DemoX --course-id-list course-v1:DemoX+Intro+2024": "give exactly one of",
 	} {
 		_, err := consumerCmd(t, append(splitArgs(args), "--database-url", url)...)
