@@ -6,7 +6,9 @@
 // topic and the survivor of a SIGKILL finishes every event without a second
 // run; `consumer replay` re-reads and changes nothing; a broker that is down
 // or goes away, a database that goes away mid-run and SIGTERM during a run
-// lose, skip and repeat nothing.
+// lose, skip and repeat nothing; malformed messages are parked and block
+// nothing; a consumer that lags behind the saves, or starts before its
+// topic exists, still ends where the flag says.
 //
 // The package has only tests. They need the servers the repo scripts start:
 //
