@@ -174,21 +174,25 @@ func New(opts Options) (*Consumer, error) {
 // only when the reader cannot be used at all.
 func (c *Consumer) Run(ctx context.Context) error {
 	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:           c.opts.Brokers,
-		Dialer:            c.opts.Dialer,
-		GroupID:           c.opts.GroupID,
-		Topic:             c.opts.Topic,
-		StartOffset:       kafka.FirstOffset,
-		MaxWait:           500 * time.Millisecond,
-		QueueCapacity:     c.opts.QuickBatch, // so a quick batch can fill
-		SessionTimeout:    c.opts.SessionTimeout,
-		RebalanceTimeout:  c.opts.RebalanceTimeout,
-		HeartbeatInterval: c.opts.HeartbeatInterval,
-		JoinGroupBackoff:  c.opts.MinBackoff * 5,
-		GroupBalancers:    c.opts.GroupBalancers,
-		ReadBackoffMin:    c.opts.MinBackoff,
-		ReadBackoffMax:    time.Second,
-		ErrorLogger:       kafka.LoggerFunc(func(msg string, args ...any) { c.log.Warn(fmt.Sprintf(msg, args...)) }),
+		Brokers:       c.opts.Brokers,
+		Dialer:        c.opts.Dialer,
+		GroupID:       c.opts.GroupID,
+		Topic:         c.opts.Topic,
+		StartOffset:   kafka.FirstOffset,
+		MaxWait:       500 * time.Millisecond,
+		QueueCapacity: c.opts.QuickBatch, // so a quick batch can fill
+		// The Open edX producer creates the topic with its first event, so
+		// the consumer may start first: watch for the partitions to appear.
+		WatchPartitionChanges:  true,
+		PartitionWatchInterval: 2 * time.Second,
+		SessionTimeout:         c.opts.SessionTimeout,
+		RebalanceTimeout:       c.opts.RebalanceTimeout,
+		HeartbeatInterval:      c.opts.HeartbeatInterval,
+		JoinGroupBackoff:       c.opts.MinBackoff * 5,
+		GroupBalancers:         c.opts.GroupBalancers,
+		ReadBackoffMin:         c.opts.MinBackoff,
+		ReadBackoffMax:         time.Second,
+		ErrorLogger:            kafka.LoggerFunc(func(msg string, args ...any) { c.log.Warn(fmt.Sprintf(msg, args...)) }),
 	})
 	c.mu.Lock()
 	c.reader = r
@@ -273,6 +277,11 @@ func (c *Consumer) settleAll(ctx context.Context, msgs []kafka.Message) ([]Settl
 	}
 	var out []Settled
 	for i := 0; i < len(msgs); {
+		if i > 0 && ctx.Err() != nil {
+			// Shutting down: the event in hand finished; the rest stay
+			// uncommitted and come back to whoever owns the partition next.
+			return out, ctx.Err()
+		}
 		var items []migrator.Item
 		for j := i; j < len(msgs) && ok[j]; j++ {
 			d := decoded[j]

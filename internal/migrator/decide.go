@@ -96,7 +96,10 @@ type decision struct {
 // decide computes, from the override history in the database, what the
 // event's override row changed (SPEC 4). It never trusts the payload's
 // state: a stale or replayed event decides from the rows as they are.
-func (e *Engine) decide(ctx context.Context, t *tx, ch Change) (decision, error) {
+//
+// pending lists override rows of the scope found superseded by events not
+// yet written (HandleQuick's batch); nil elsewhere.
+func (e *Engine) decide(ctx context.Context, t *tx, ch Change, pending map[int64]bool) (decision, error) {
 	table, _ := overrideTable(ch.ScopeType)
 	var flag, key string
 	_, keyCol := overrideTable(ch.ScopeType)
@@ -123,9 +126,22 @@ func (e *Engine) decide(ctx context.Context, t *tx, ch Change) (decision, error)
 	if idx != len(h)-1 {
 		return decision{outcome: OutcomeSuperseded, detail: fmt.Sprintf("override row %d is superseded by row %d", ch.RecordID, newest(h).id)}, nil
 	}
+	// The state before is the one the scope's roles were left in: that of
+	// the newest earlier row that took effect. A row whose event was
+	// superseded (a newer save came before the consumer got to it) never
+	// moved anything, so it is passed over; rows with no recorded event
+	// (saved before this service ran, or whose event never came) count as
+	// having taken effect.
+	skipped, err := supersededRows(ctx, t, ch, pending)
+	if err != nil {
+		return decision{}, err
+	}
 	var prev *overrideRow
-	if idx > 0 {
-		prev = &h[idx-1]
+	for j := idx - 1; j >= 0; j-- {
+		if !skipped[h[j].id] {
+			prev = &h[j]
+			break
+		}
 	}
 	// The level below this scope's own override, as it is now.
 	global, err := globalOn(ctx, t, flag)
@@ -166,6 +182,37 @@ func (e *Engine) decide(ctx context.Context, t *tx, ch Change) (decision, error)
 		}
 	}
 	return d, nil
+}
+
+// supersededRows lists the scope's override rows whose events were
+// superseded and that no event acted on (ran or no-op), plus pending.
+func supersededRows(ctx context.Context, t *tx, ch Change, pending map[int64]bool) (map[int64]bool, error) {
+	rows, err := t.query(ctx, "SELECT record_id, outcome FROM authz_consumer_event WHERE scope_type = ? AND scope_key = ? AND flag = ? AND outcome IN (?, ?, ?)",
+		string(ch.ScopeType), ch.ScopeKey, ch.Flag, string(OutcomeSuperseded), string(OutcomeRan), string(OutcomeNoop))
+	if err != nil {
+		return nil, fmt.Errorf("read outcomes of %s %s: %w", ch.ScopeType, ch.ScopeKey, err)
+	}
+	defer rows.Close()
+	skipped, acted := map[int64]bool{}, map[int64]bool{}
+	for id := range pending {
+		skipped[id] = true
+	}
+	for rows.Next() {
+		var id int64
+		var outcome string
+		if err := rows.Scan(&id, &outcome); err != nil {
+			return nil, err
+		}
+		if outcome == string(OutcomeSuperseded) {
+			skipped[id] = true
+		} else {
+			acted[id] = true
+		}
+	}
+	for id := range acted {
+		delete(skipped, id)
+	}
+	return skipped, rows.Err()
 }
 
 func onOff(on bool) string {

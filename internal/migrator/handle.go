@@ -46,7 +46,7 @@ func (e *Engine) Handle(ctx context.Context, src Source, ch Change) (Result, err
 			res = Result{Outcome: OutcomeDisabled, Detail: "automatic migration is off"}
 			return e.recordEvent(ctx, t, src, ch, res)
 		}
-		d, err := e.decide(ctx, t, ch)
+		d, err := e.decide(ctx, t, ch, nil)
 		if err != nil {
 			return err
 		}

@@ -169,3 +169,55 @@ func TestHandleQuickStopsBeforeARun(t *testing.T) {
 		require.ElementsMatch(t, []string{"a|ignored", "b|noop", "c|superseded"}, fx.strings("SELECT event_id, outcome FROM authz_consumer_event"))
 	})
 }
+
+// The state before an event is that of the newest earlier row that took
+// effect: rows whose events were superseded moved nothing.
+func TestDecisionPassesOverSupersededRows(t *testing.T) {
+	dialects(t, func(t *testing.T, fx *fixture) {
+		fx.legacy("s1", "OrgX", c1, "staff")
+		const c2 = "course-v1:OrgX+C2+2024"
+		fx.legacy("s2", "OrgX", c2, "staff")
+		quick := func(id string, key string, rec int64) migrator.Result {
+			res, err := fx.eng.HandleQuick(fx.ctx, []migrator.Item{{Source: migrator.Source{EventID: id}, Change: migrator.Change{
+				Flag: migrator.DefaultFlag, ScopeType: migrator.CourseScope, ScopeKey: key, Org: "OrgX", RecordID: rec}}})
+			require.NoError(t, err)
+			if len(res) == 0 {
+				return fx.event(id, migrator.CourseScope, key, rec)
+			}
+			return res[0]
+		}
+
+		// On, moved; then off and off again before the consumer catches up.
+		on := fx.override(migrator.CourseScope, c1, true, "on")
+		require.Equal(t, migrator.Forward, fx.event("a1", migrator.CourseScope, c1, on).Direction)
+		off := fx.override(migrator.CourseScope, c1, true, "off")
+		off2 := fx.override(migrator.CourseScope, c1, true, "off")
+		require.Equal(t, migrator.OutcomeSuperseded, quick("a2", c1, off).Outcome)
+		res := quick("a3", c1, off2)
+		require.Equal(t, migrator.Rollback, res.Direction, "%+v", res)
+		require.Empty(t, fx.rules())
+
+		// All three saves before the consumer gets to any: nothing ever
+		// moved, and the last one changes nothing.
+		b1 := fx.override(migrator.CourseScope, c2, true, "on")
+		b2 := fx.override(migrator.CourseScope, c2, true, "off")
+		b3 := fx.override(migrator.CourseScope, c2, true, "off")
+		res2, err := fx.eng.HandleQuick(fx.ctx, []migrator.Item{
+			{Source: migrator.Source{EventID: "b1"}, Change: migrator.Change{Flag: migrator.DefaultFlag, ScopeType: migrator.CourseScope, ScopeKey: c2, Org: "OrgX", RecordID: b1}},
+			{Source: migrator.Source{EventID: "b2"}, Change: migrator.Change{Flag: migrator.DefaultFlag, ScopeType: migrator.CourseScope, ScopeKey: c2, Org: "OrgX", RecordID: b2}},
+			{Source: migrator.Source{EventID: "b3"}, Change: migrator.Change{Flag: migrator.DefaultFlag, ScopeType: migrator.CourseScope, ScopeKey: c2, Org: "OrgX", RecordID: b3}},
+		})
+		require.NoError(t, err)
+		require.Equal(t, []migrator.Outcome{migrator.OutcomeSuperseded, migrator.OutcomeSuperseded, migrator.OutcomeNoop},
+			[]migrator.Outcome{res2[0].Outcome, res2[1].Outcome, res2[2].Outcome})
+		require.Zero(t, fx.count("openedx_authz_authzcourseauthoringmigrationrun", "scope_key = ?", c2))
+
+		// History from before the service (no events recorded) counts as in
+		// effect: on long ago, off now means rollback.
+		const c3 = "course-v1:OrgX+C3+2024"
+		fx.exec("INSERT INTO casbin_adapter_casbinrule (ptype, v0, v1, v2, v3, v4, v5) VALUES ('g', 'user^s1', 'role^course_staff', ?, '', '', '')", "course-v1^"+c3)
+		fx.override(migrator.CourseScope, c3, true, "on")
+		now := fx.override(migrator.CourseScope, c3, true, "off")
+		require.Equal(t, migrator.Rollback, fx.event("c2", migrator.CourseScope, c3, now).Direction)
+	})
+}

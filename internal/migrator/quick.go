@@ -30,7 +30,7 @@ func (e *Engine) HandleQuick(ctx context.Context, items []Item) ([]Result, error
 	}
 	var results []Result
 	err := e.locked(ctx, nil, func(t *tx) error {
-		q := &quickBatch{e: e, t: t, decisions: map[string]decision{}, duplicates: map[string]Result{}, seen: map[string]bool{}}
+		q := &quickBatch{e: e, t: t, superseded: map[string]map[int64]bool{}, duplicates: map[string]Result{}, seen: map[string]bool{}}
 		var err error
 		results, err = q.settle(ctx, items)
 		return err
@@ -42,13 +42,13 @@ func (e *Engine) HandleQuick(ctx context.Context, items []Item) ([]Result, error
 }
 
 // quickBatch is one HandleQuick transaction: prior outcomes read in one
-// query, decisions shared by events naming the same override row, new
-// outcome rows written in one statement.
+// query, new outcome rows written in one statement at the end (decisions
+// see the rows this batch found superseded through pending).
 type quickBatch struct {
 	e          *Engine
 	t          *tx
 	prior      map[string]priorOutcome
-	decisions  map[string]decision
+	superseded map[string]map[int64]bool // per scope: rows found superseded in this batch
 	duplicates map[string]Result
 	seen       map[string]bool // event ids settled in this batch
 	rows       [][]any
@@ -174,16 +174,19 @@ func recordKey(ch Change) string {
 	return strings.Join([]string{ch.Flag, string(ch.ScopeType), ch.ScopeKey, fmt.Sprint(ch.RecordID)}, "\x00")
 }
 
-// decide is Engine.decide, once per override row and batch: nothing in the
-// batch changes the override tables.
+// decide is Engine.decide, told which rows this batch found superseded.
 func (q *quickBatch) decide(ctx context.Context, ch Change) (decision, error) {
-	key := recordKey(ch)
-	if d, ok := q.decisions[key]; ok {
-		return d, nil
-	}
-	d, err := q.e.decide(ctx, q.t, ch)
-	if err == nil {
-		q.decisions[key] = d
+	key := scopeKey(ch)
+	d, err := q.e.decide(ctx, q.t, ch, q.superseded[key])
+	if err == nil && d.outcome == OutcomeSuperseded {
+		if q.superseded[key] == nil {
+			q.superseded[key] = map[int64]bool{}
+		}
+		q.superseded[key][ch.RecordID] = true
 	}
 	return d, err
+}
+
+func scopeKey(ch Change) string {
+	return strings.Join([]string{ch.Flag, string(ch.ScopeType), ch.ScopeKey}, "\x00")
 }
