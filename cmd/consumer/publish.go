@@ -109,6 +109,12 @@ func publish(ctx context.Context, out io.Writer, cfg config.Config, a publishArg
 	if err := o.Event().Validate(); err != nil {
 		return fmt.Errorf("the consumer would park this event: %w", err)
 	}
+	// The broker and topic first: a row saved with no event would wait for
+	// a save that never comes.
+	parts, err := topicPartitions(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("%w (nothing saved)", err)
+	}
 	if a.recordID == 0 {
 		db, err := store.Open(ctx, cfg.DatabaseURL)
 		if err != nil {
@@ -125,8 +131,11 @@ func publish(ctx context.Context, out io.Writer, cfg config.Config, a publishArg
 	if err != nil {
 		return err
 	}
-	p, err := sendEvent(ctx, cfg, m)
+	p, err := sendEvent(ctx, cfg, m, parts)
 	if err != nil {
+		if a.recordID == 0 {
+			return fmt.Errorf("%w; override row %d is saved: publish its event again with --record-id %d", err, o.ID, o.ID)
+		}
 		return err
 	}
 	id, _ := m.Header("ce_id")
@@ -151,18 +160,27 @@ func encodeEvent(ctx context.Context, cfg config.Config, o demo.Override, asJSON
 	return events.NewEncoder(rc, events.EncoderOptions{}).Encode(ctx, cfg.Topic, o.Event())
 }
 
-// sendEvent writes m to its topic on the partition the Open edX producer
-// would pick for its key, and returns that partition.
-func sendEvent(ctx context.Context, cfg config.Config, m events.Message) (int, error) {
-	transport, err := cfg.KafkaTransport()
-	if err != nil {
-		return 0, err
-	}
+// topicPartitions returns the partition count of the configured topic,
+// which also tells that the broker answers and the topic exists.
+func topicPartitions(ctx context.Context, cfg config.Config) (int, error) {
 	offsets, err := adminOffsets(cfg)
 	if err != nil {
 		return 0, err
 	}
 	parts, err := offsets.Partitions(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("topic %s on %v: %w", cfg.Topic, cfg.Brokers, err)
+	}
+	if len(parts) == 0 {
+		return 0, fmt.Errorf("topic %s on %v has no partitions", cfg.Topic, cfg.Brokers)
+	}
+	return len(parts), nil
+}
+
+// sendEvent writes m to its topic on the partition the Open edX producer
+// would pick for its key, and returns that partition.
+func sendEvent(ctx context.Context, cfg config.Config, m events.Message, partitions int) (int, error) {
+	transport, err := cfg.KafkaTransport()
 	if err != nil {
 		return 0, err
 	}
@@ -178,5 +196,5 @@ func sendEvent(ctx context.Context, cfg config.Config, m events.Message) (int, e
 	if err := w.WriteMessages(ctx, consumer.KafkaMessage(m)); err != nil {
 		return 0, fmt.Errorf("publish to %s: %w", m.Topic, err)
 	}
-	return events.Partition(m.Key, len(parts)), nil
+	return events.Partition(m.Key, partitions), nil
 }
