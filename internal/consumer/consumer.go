@@ -119,6 +119,8 @@ type Consumer struct {
 	log  *slog.Logger
 
 	mu         sync.Mutex
+	waiting    string // why the consumer is not reading yet (topic missing, broker down)
+	brokerDown bool   // no broker answered while waiting
 	reader     *kafka.Reader
 	rebalances int64 // generations joined so far
 }
@@ -173,6 +175,13 @@ func New(opts Options) (*Consumer, error) {
 // committed, and the group is left. It returns nil after a drain; an error
 // only when the reader cannot be used at all.
 func (c *Consumer) Run(ctx context.Context) error {
+	// kafka-go's group reader does not pick up a topic that appears after it
+	// joined, and the Open edX producer creates the topic with its first
+	// event: wait for the topic first (not ready meanwhile).
+	if err := c.waitForTopic(ctx); err != nil {
+		c.log.Info("drained before the topic appeared")
+		return nil
+	}
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers:       c.opts.Brokers,
 		Dialer:        c.opts.Dialer,
@@ -310,6 +319,41 @@ func (c *Consumer) settleAll(ctx context.Context, msgs []kafka.Message) ([]Settl
 		i++
 	}
 	return out, nil
+}
+
+// waitForTopic polls the brokers until the topic exists, with backoff. It
+// returns only when the topic exists or ctx ends.
+func (c *Consumer) waitForTopic(ctx context.Context) error {
+	dialer := c.opts.Dialer
+	if dialer == nil {
+		dialer = kafka.DefaultDialer
+	}
+	for attempt := 1; ; attempt++ {
+		var err error
+		for _, b := range c.opts.Brokers {
+			var parts []kafka.Partition
+			if parts, err = dialer.LookupPartitions(ctx, "tcp", b, c.opts.Topic); err == nil && len(parts) > 0 {
+				c.setWaiting("", false)
+				return nil
+			}
+			if err == nil {
+				err = errors.New("no partitions")
+			}
+		}
+		c.setWaiting(fmt.Sprintf("topic %s not available yet: %v", c.opts.Topic, err), !errors.Is(err, kafka.UnknownTopicOrPartition))
+		if attempt == 1 || attempt%10 == 0 {
+			c.log.Warn("waiting for the topic", "error", err, "attempt", attempt)
+		}
+		if err := c.opts.Sleep(ctx, c.backoff(attempt)); err != nil {
+			return err
+		}
+	}
+}
+
+func (c *Consumer) setWaiting(why string, brokerDown bool) {
+	c.mu.Lock()
+	c.waiting, c.brokerDown = why, brokerDown
+	c.mu.Unlock()
 }
 
 // errIdle means no message came before the oldest handled offset was due
@@ -502,6 +546,14 @@ func (c *Consumer) backoff(n int) time.Duration {
 func (c *Consumer) Joined(context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.waiting != "" {
+		if c.brokerDown {
+			return errors.New(c.waiting)
+		}
+		// Ready: a missing topic is normal until the producer's first event
+		// creates it, and an unready pod would hold up a rollout for it.
+		return nil
+	}
 	if c.reader == nil {
 		return errors.New("consumer not started")
 	}
