@@ -29,18 +29,18 @@ func (e *Engine) forward(ctx context.Context, t *tx, req Request, rep *report) e
 	}
 	q := `SELECT r.id, r.user_id, COALESCE(u.username, ''), r.org, r.course_id, r.role
 		FROM student_courseaccessrole r LEFT JOIN auth_user u ON u.id = r.user_id
-		WHERE ` + cond + ` AND (r.course_id = '' OR r.course_id LIKE 'course-v1:%') AND r.id > ?
-		ORDER BY r.id LIMIT ?`
-	var last int64
+		WHERE ` + cond + ` AND (r.course_id = '' OR r.course_id LIKE 'course-v1:%')`
+	pages := newPager(t, "legacy", q, []any{arg}, "r.id", e.opts.BatchSize)
+	defer pages.close(ctx)
 	for {
-		batch, err := readLegacy(ctx, t, q, arg, last, e.opts.BatchSize)
+		batch, err := readLegacy(ctx, pages)
 		if err != nil {
 			return err
 		}
 		if len(batch) == 0 {
 			return nil
 		}
-		last = batch[len(batch)-1].id
+		pages.advance(batch[len(batch)-1].id)
 		var cands []legacyRow
 		seen := map[string]bool{}
 		for _, r := range batch {
@@ -100,8 +100,8 @@ func (e *Engine) forward(ctx context.Context, t *tx, req Request, rep *report) e
 	}
 }
 
-func readLegacy(ctx context.Context, t *tx, q string, arg any, after int64, limit int) ([]legacyRow, error) {
-	rows, err := t.query(ctx, q, arg, after, limit)
+func readLegacy(ctx context.Context, pages *pager) ([]legacyRow, error) {
+	rows, err := pages.next(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("read legacy roles: %w", err)
 	}

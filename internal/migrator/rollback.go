@@ -21,17 +21,18 @@ type grouping struct {
 func (e *Engine) rollback(ctx context.Context, t *tx, req Request, rep *report) error {
 	excluded := setOf(req.Excluded)
 	cond, args := scopeFilter(req)
-	q := "SELECT id, v0, v1, v2 FROM " + PolicyTable + " WHERE ptype = 'g' AND " + cond + " AND id > ? ORDER BY id LIMIT ?"
-	var last int64
+	q := "SELECT id, v0, v1, v2 FROM " + PolicyTable + " WHERE ptype = 'g' AND " + cond
+	pages := newPager(t, "assignments", q, args, "id", e.opts.BatchSize)
+	defer pages.close(ctx)
 	for {
-		batch, err := readGroupings(ctx, t, q, append(args, last, e.opts.BatchSize))
+		batch, err := readGroupings(ctx, pages)
 		if err != nil {
 			return err
 		}
 		if len(batch) == 0 {
 			return nil
 		}
-		last = batch[len(batch)-1].id
+		pages.advance(batch[len(batch)-1].id)
 		var cands []grouping
 		for _, g := range batch {
 			g.username = strings.TrimPrefix(g.subject, userNS)
@@ -83,8 +84,8 @@ func (e *Engine) rollback(ctx context.Context, t *tx, req Request, rep *report) 
 	}
 }
 
-func readGroupings(ctx context.Context, t *tx, q string, args []any) ([]grouping, error) {
-	rows, err := t.query(ctx, q, args...)
+func readGroupings(ctx context.Context, pages *pager) ([]grouping, error) {
+	rows, err := pages.next(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("read assignments: %w", err)
 	}
