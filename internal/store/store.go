@@ -74,22 +74,7 @@ func Open(ctx context.Context, rawURL string) (*DB, error) {
 		db.Dialect = SQLite
 		dial = sqlite.Dialector{Conn: db.SQL}
 	case "mysql", "mariadb":
-		cfg := mysql.NewConfig()
-		cfg.User = u.User.Username()
-		cfg.Passwd, _ = u.User.Password()
-		cfg.Net = "tcp"
-		cfg.Addr = u.Host
-		if u.Port() == "" {
-			cfg.Addr = net.JoinHostPort(u.Hostname(), "3306")
-		}
-		cfg.DBName = strings.TrimPrefix(u.Path, "/")
-		cfg.ParseTime = true
-		cfg.Loc = time.UTC
-		cfg.Params = map[string]string{"charset": "utf8mb4", "time_zone": "'+00:00'"}
-		for k, v := range u.Query() {
-			cfg.Params[k] = v[0]
-		}
-		conn, err := mysql.NewConnector(cfg)
+		conn, err := mysql.NewConnector(MySQLConfig(u))
 		if err != nil {
 			return nil, fmt.Errorf("open %s: %w", db.URL, err)
 		}
@@ -125,6 +110,28 @@ func Open(ctx context.Context, rawURL string) (*DB, error) {
 		return nil, fmt.Errorf("open %s: %w", db.URL, err)
 	}
 	return db, nil
+}
+
+// MySQLConfig is the go-sql-driver configuration of a mysql:// URL: UTC
+// times, utf8mb4, the URL's query as connection parameters.
+func MySQLConfig(u *url.URL) *mysql.Config {
+	cfg := mysql.NewConfig()
+	cfg.User = u.User.Username()
+	cfg.Passwd, _ = u.User.Password()
+	cfg.Net = "tcp"
+	cfg.Addr = u.Host
+	if u.Port() == "" {
+		cfg.Addr = net.JoinHostPort(u.Hostname(), "3306")
+	}
+	cfg.DBName = strings.TrimPrefix(u.Path, "/")
+	cfg.ParseTime = true
+	cfg.Loc = time.UTC
+	cfg.Timeout = 10 * time.Second
+	cfg.Params = map[string]string{"charset": "utf8mb4", "time_zone": "'+00:00'"}
+	for k, v := range u.Query() {
+		cfg.Params[k] = v[0]
+	}
+	return cfg
 }
 
 // Close closes the pool.

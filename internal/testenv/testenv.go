@@ -29,6 +29,8 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+
+	"authz-flag-consumer/internal/store"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
 )
 
@@ -174,14 +176,7 @@ func openMySQL(rawURL, dbName string) (*sql.DB, error) {
 	if u.Scheme != "mysql" && u.Scheme != "mariadb" {
 		return nil, fmt.Errorf("scheme %q: want mysql://", u.Scheme)
 	}
-	cfg := mysql.NewConfig()
-	cfg.User = u.User.Username()
-	cfg.Passwd, _ = u.User.Password()
-	cfg.Net = "tcp"
-	cfg.Addr = u.Host
-	if u.Port() == "" {
-		cfg.Addr = net.JoinHostPort(u.Hostname(), "3306")
-	}
+	cfg := store.MySQLConfig(u)
 	cfg.DBName = dbName
 	cfg.Timeout = connectTimeout
 	conn, err := mysql.NewConnector(cfg)
