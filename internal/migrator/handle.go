@@ -19,9 +19,14 @@ import (
 // offset); errors.Is(err, ErrNotVisible) means the override row is not
 // committed yet.
 func (e *Engine) Handle(ctx context.Context, src Source, ch Change) (Result, error) {
-	if reason := e.ignoreReason(ch); reason != "" {
-		res := Result{Outcome: OutcomeIgnored, Detail: reason}
-		return e.recordAlone(ctx, src, ch, res)
+	item := []Item{{Source: src, Change: ch}}
+	if e.ignoreReason(ch) != "" {
+		// Nothing to lock for: its org may not even parse.
+		res, err := e.HandleQuick(ctx, item)
+		if err != nil {
+			return Result{}, err
+		}
+		return res[0], nil
 	}
 	org := ch.ScopeKey
 	if ch.ScopeType == CourseScope {
@@ -33,39 +38,32 @@ func (e *Engine) Handle(ctx context.Context, src Source, ch Change) (Result, err
 	)
 	err := e.locked(ctx, []string{org}, func(t *tx) error {
 		res, req = Result{}, nil
-		prior, done, err := e.handledBefore(ctx, t, src, ch)
-		if err != nil || done {
-			res = prior
+		q := e.newQuickBatch(t)
+		if err := q.readPrior(ctx, item); err != nil {
 			return err
 		}
-		if prior.Outcome == OutcomeDuplicate {
-			res = prior
-			return e.recordEvent(ctx, t, src, ch, res)
-		}
-		if !e.opts.AutoMigrate {
-			res = Result{Outcome: OutcomeDisabled, Detail: "automatic migration is off"}
-			return e.recordEvent(ctx, t, src, ch, res)
-		}
-		d, err := e.decide(ctx, t, ch, nil)
+		quick, settled, d, err := q.one(ctx, item[0])
 		if err != nil {
 			return err
 		}
-		res = Result{Outcome: d.outcome, Direction: d.dir, Detail: d.detail}
-		if d.outcome == OutcomeRan {
-			r := Request{Direction: d.dir, ScopeType: ch.ScopeType, Delete: true, Excluded: d.excluded,
-				Trigger: Trigger{Kind: "event", EventID: src.EventID, Topic: src.Topic, Partition: src.Partition, Offset: src.Offset, RecordID: ch.RecordID}}
-			if ch.ScopeType == OrgScope {
-				r.Org = ch.ScopeKey
-			} else {
-				r.CourseKeys = []string{ch.ScopeKey}
-			}
-			req = &r
-			run, err := e.runIn(ctx, t, r)
-			if err != nil {
-				return err
-			}
-			res.RunID, res.Status = run.ID, run.Status
+		if settled {
+			res = quick
+			return q.flush(ctx)
 		}
+		res = Result{Outcome: d.outcome, Direction: d.dir, Detail: d.detail}
+		r := Request{Direction: d.dir, ScopeType: ch.ScopeType, Delete: true, Excluded: d.excluded,
+			Trigger: Trigger{Kind: "event", EventID: src.EventID, Topic: src.Topic, Partition: src.Partition, Offset: src.Offset, RecordID: ch.RecordID}}
+		if ch.ScopeType == OrgScope {
+			r.Org = ch.ScopeKey
+		} else {
+			r.CourseKeys = []string{ch.ScopeKey}
+		}
+		req = &r
+		run, err := e.runIn(ctx, t, r)
+		if err != nil {
+			return err
+		}
+		res.RunID, res.Status = run.ID, run.Status
 		return e.recordEvent(ctx, t, src, ch, res)
 	})
 	if err == nil || IsTransient(err) || req == nil {
@@ -110,28 +108,6 @@ func (e *Engine) ignoreReason(ch Change) string {
 	return ""
 }
 
-// handledBefore finds an earlier outcome of this event (done: nothing to
-// do) or of another event for the same override row that ran (a
-// duplicate, recorded under this event's id too). Disabled and parked
-// events are handled again: that is what re-driving and replaying after
-// turning automatic migration on are for.
-func (e *Engine) handledBefore(ctx context.Context, t *tx, src Source, ch Change) (Result, bool, error) {
-	var (
-		outcome, dir, detail string
-		runID                sql.NullInt64
-	)
-	err := t.queryRow(ctx, "SELECT outcome, run_id, direction, detail FROM authz_consumer_event WHERE event_id = ?", src.EventID).Scan(&outcome, &runID, &dir, &detail)
-	switch {
-	case err == nil && outcome != string(OutcomeDisabled) && outcome != string(OutcomeParked):
-		return Result{Outcome: OutcomeDuplicate, RunID: runID.Int64, Direction: Direction(dir),
-			Detail: fmt.Sprintf("event already handled: %s %s", outcome, detail)}, true, nil
-	case err != nil && err != sql.ErrNoRows:
-		return Result{}, false, fmt.Errorf("read outcome of event %s: %w", src.EventID, err)
-	}
-	res, err := recordDuplicate(ctx, t, src, ch)
-	return res, false, err
-}
-
 // recordDuplicate finds another event for the same override row that ran:
 // this event is then a duplicate (Outcome duplicate), else Result is zero.
 func recordDuplicate(ctx context.Context, t *tx, src Source, ch Change) (Result, error) {
@@ -149,19 +125,6 @@ func recordDuplicate(ctx context.Context, t *tx, src Source, ch Change) (Result,
 	}
 	return Result{Outcome: OutcomeDuplicate, RunID: runID.Int64, Direction: Direction(dir),
 		Detail: fmt.Sprintf("override row %d was already acted on by event %s", ch.RecordID, other)}, nil
-}
-
-// recordAlone records an outcome that needs no lock (ignored events).
-func (e *Engine) recordAlone(ctx context.Context, src Source, ch Change, res Result) (Result, error) {
-	err := e.locked(ctx, nil, func(t *tx) error {
-		prior, done, err := e.handledBefore(ctx, t, src, ch)
-		if err != nil || done {
-			res = prior
-			return err
-		}
-		return e.recordEvent(ctx, t, src, ch, res)
-	})
-	return res, err
 }
 
 // recordEvent writes (or, for a re-handled disabled or parked event,
@@ -273,6 +236,16 @@ func (e *Engine) Parked(ctx context.Context, includeRedriven bool) ([]ParkedEven
 		out = append(out, p)
 	}
 	return out, rows.Err()
+}
+
+// ParkedCount counts parked events not yet re-driven (the pending gauge),
+// without reading their payloads.
+func (e *Engine) ParkedCount(ctx context.Context) (int, error) {
+	var n int
+	if err := e.db.SQL.QueryRowContext(ctx, "SELECT COUNT(*) FROM authz_consumer_parked WHERE redriven_at IS NULL").Scan(&n); err != nil {
+		return 0, fmt.Errorf("count parked events: %w", err)
+	}
+	return n, nil
 }
 
 // ErrNotFound means a run or parked event id does not exist.

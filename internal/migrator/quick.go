@@ -30,9 +30,8 @@ func (e *Engine) HandleQuick(ctx context.Context, items []Item) ([]Result, error
 	}
 	var results []Result
 	err := e.locked(ctx, nil, func(t *tx) error {
-		q := &quickBatch{e: e, t: t, superseded: map[string]map[int64]bool{}, duplicates: map[string]Result{}, seen: map[string]bool{}}
 		var err error
-		results, err = q.settle(ctx, items)
+		results, err = e.newQuickBatch(t).settle(ctx, items)
 		return err
 	})
 	if err != nil {
@@ -54,6 +53,10 @@ type quickBatch struct {
 	rows       [][]any
 }
 
+func (e *Engine) newQuickBatch(t *tx) *quickBatch {
+	return &quickBatch{e: e, t: t, superseded: map[string]map[int64]bool{}, duplicates: map[string]Result{}, seen: map[string]bool{}}
+}
+
 type priorOutcome struct {
 	outcome, direction, detail string
 	runID                      sql.NullInt64
@@ -65,19 +68,75 @@ func (q *quickBatch) settle(ctx context.Context, items []Item) ([]Result, error)
 	}
 	var results []Result
 	for _, it := range items {
-		res, ok, err := q.one(ctx, it)
+		res, settled, _, err := q.one(ctx, it)
+		if errors.Is(err, ErrNotVisible) {
+			break
+		}
 		if err != nil {
 			return nil, err
 		}
-		if !ok {
+		if !settled {
 			break
 		}
 		results = append(results, res)
 	}
-	if err := insertRows(ctx, q.t, "authz_consumer_event", eventColumns, q.rows); err != nil {
+	if err := q.flush(ctx); err != nil {
 		return nil, err
 	}
 	return results, nil
+}
+
+// flush writes the outcome rows collected so far.
+func (q *quickBatch) flush(ctx context.Context) error {
+	err := insertRows(ctx, q.t, "authz_consumer_event", eventColumns, q.rows)
+	q.rows = nil
+	return err
+}
+
+// one settles an item when that moves no data (settled). Otherwise it
+// returns the decision that calls for a run, or an error wrapping
+// ErrNotVisible when the override row is not there yet. Handle and
+// HandleQuick both go through it, so an event meets the same checks,
+// in the same order, whichever path takes it.
+func (q *quickBatch) one(ctx context.Context, it Item) (res Result, settled bool, run decision, err error) {
+	src, ch := it.Source, it.Change
+	p, known := q.prior[src.EventID]
+	switch {
+	case q.seen[src.EventID]:
+		return Result{Outcome: OutcomeDuplicate, Detail: "event delivered twice in one batch"}, true, run, nil
+	case known && p.outcome != string(OutcomeDisabled) && p.outcome != string(OutcomeParked):
+		return Result{Outcome: OutcomeDuplicate, RunID: p.runID.Int64, Direction: Direction(p.direction),
+			Detail: fmt.Sprintf("event already handled: %s %s", p.outcome, p.detail)}, true, run, nil
+	}
+	if reason := q.e.ignoreReason(ch); reason != "" {
+		res = Result{Outcome: OutcomeIgnored, Detail: reason}
+	} else {
+		prior, err := q.recordDuplicate(ctx, src, ch)
+		if err != nil {
+			return Result{}, false, run, err
+		}
+		switch {
+		case prior.Outcome == OutcomeDuplicate:
+			res = prior
+		case !q.e.opts.AutoMigrate:
+			res = Result{Outcome: OutcomeDisabled, Detail: "automatic migration is off"}
+		default:
+			d, err := q.decide(ctx, ch)
+			if err != nil {
+				return Result{}, false, run, err
+			}
+			if d.outcome == OutcomeRan {
+				return Result{}, false, d, nil
+			}
+			res = Result{Outcome: d.outcome, Detail: d.detail}
+		}
+	}
+	q.seen[src.EventID] = true
+	if known { // a disabled or parked event settled again: its row is updated
+		return res, true, run, q.e.recordEvent(ctx, q.t, src, ch, res)
+	}
+	q.rows = append(q.rows, q.e.eventRow(src, ch, res))
+	return res, true, run, nil
 }
 
 func (q *quickBatch) readPrior(ctx context.Context, items []Item) error {
@@ -109,53 +168,6 @@ func (q *quickBatch) readPrior(ctx context.Context, items []Item) error {
 	return nil
 }
 
-// one settles an item when that moves no data; ok is false when the item
-// needs Handle.
-func (q *quickBatch) one(ctx context.Context, it Item) (Result, bool, error) {
-	src, ch := it.Source, it.Change
-	p, known := q.prior[src.EventID]
-	switch {
-	case q.seen[src.EventID]:
-		return Result{Outcome: OutcomeDuplicate, Detail: "event delivered twice in one batch"}, true, nil
-	case known && p.outcome != string(OutcomeDisabled) && p.outcome != string(OutcomeParked):
-		return Result{Outcome: OutcomeDuplicate, RunID: p.runID.Int64, Direction: Direction(p.direction),
-			Detail: fmt.Sprintf("event already handled: %s %s", p.outcome, p.detail)}, true, nil
-	}
-	var res Result
-	if reason := q.e.ignoreReason(ch); reason != "" {
-		res = Result{Outcome: OutcomeIgnored, Detail: reason}
-	} else {
-		prior, err := q.recordDuplicate(ctx, src, ch)
-		if err != nil {
-			return Result{}, false, err
-		}
-		switch {
-		case prior.Outcome == OutcomeDuplicate:
-			res = prior
-		case !q.e.opts.AutoMigrate:
-			res = Result{Outcome: OutcomeDisabled, Detail: "automatic migration is off"}
-		default:
-			d, err := q.decide(ctx, ch)
-			if errors.Is(err, ErrNotVisible) {
-				return Result{}, false, nil
-			}
-			if err != nil {
-				return Result{}, false, err
-			}
-			if d.outcome == OutcomeRan {
-				return Result{}, false, nil
-			}
-			res = Result{Outcome: d.outcome, Detail: d.detail}
-		}
-	}
-	q.seen[src.EventID] = true
-	if known { // a disabled or parked event settled again: its row is updated
-		return res, true, q.e.recordEvent(ctx, q.t, src, ch, res)
-	}
-	q.rows = append(q.rows, q.e.eventRow(src, ch, res))
-	return res, true, nil
-}
-
 // recordDuplicate is the package's, once per override row and batch: a
 // batch records no run, so the answer cannot change within it.
 func (q *quickBatch) recordDuplicate(ctx context.Context, src Source, ch Change) (Result, error) {
@@ -169,7 +181,6 @@ func (q *quickBatch) recordDuplicate(ctx context.Context, src Source, ch Change)
 	}
 	return r, err
 }
-
 func recordKey(ch Change) string {
 	return strings.Join([]string{ch.Flag, string(ch.ScopeType), ch.ScopeKey, fmt.Sprint(ch.RecordID)}, "\x00")
 }
