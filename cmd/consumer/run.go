@@ -267,12 +267,12 @@ func (s *service) ensureDeadLetterTopic(ctx context.Context) {
 
 // countParked refreshes the parked_pending gauge from the parked table.
 func (s *service) countParked(ctx context.Context) {
-	parked, err := s.engine.Parked(context.WithoutCancel(ctx), false)
+	n, err := s.engine.ParkedCount(context.WithoutCancel(ctx))
 	if err != nil {
 		s.log.Warn("count parked events", "error", err)
 		return
 	}
-	s.metrics.SetParkedPending(len(parked))
+	s.metrics.SetParkedPending(n)
 }
 
 // Run consumes until ctx is cancelled and the consumer has drained; the
