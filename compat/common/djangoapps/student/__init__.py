@@ -1,0 +1,1 @@
+"""Stand-in for edx-platform's `student` app: only the CourseAccessRole table."""

@@ -1,0 +1,1 @@
+"""Stand-in package at edx-platform's module path (compatibility tier; see compat/README.md)."""

@@ -1,0 +1,1 @@
+"""Stand-in for edx-platform's `waffle_utils` app: the course and org override tables."""
