@@ -1,52 +1,87 @@
 #!/usr/bin/env bash
-# The Python producer plugin (python/): its virtual environment, tests and end-to-end test.
+# The Python producer plugin (python/): its virtual environments, tests and end-to-end test.
+#
+# Two pinned environments (python/README.md, "Supported versions"):
+#   main  Python 3.12, python/requirements-test.txt (edx-platform master's pins)  -> python/.venv
+#   min   Python 3.11, python/requirements-min.txt  (the tested lower bound)      -> python/.venv-min
 #
 #   scripts/python.sh venv      create python/.venv from python/requirements-test.txt (reused while
 #                               the requirements, pyproject.toml and interpreter are unchanged)
-#   scripts/python.sh test      unit tests (pytest-django, SQLite); no tests collected = failure
-#   scripts/python.sh e2e       end-to-end: plugin -> edx-event-bus-kafka -> real Kafka broker +
+#   scripts/python.sh venv-min  the same for python/.venv-min from python/requirements-min.txt
+#   scripts/python.sh test      unit tests (pytest-django, SQLite) on main; no tests collected = failure
+#   scripts/python.sh test-min  the same unit tests on min
+#   scripts/python.sh e2e       end-to-end on main: plugin -> edx-event-bus-kafka -> real Kafka broker +
 #                               schema registry -> captured message checked against the Go decoder
-#   scripts/python.sh vectors   regenerate schemas/testdata/vectors.json with the real serializers
+#   scripts/python.sh vectors   regenerate schemas/testdata/vectors.json with the real serializers (main)
 #
-# Extra arguments after test/e2e go to pytest (e.g. scripts/python.sh test -k schema).
+# Interpreters: main takes AUTHZ_PYTHON, else python3.12 on PATH, else
+# $(pyenv root)/versions/3.12*/bin/python3.12; min takes AUTHZ_PYTHON_MIN, else python3.11, else
+# $(pyenv root)/versions/3.11*/bin/python3.11. Each must be exactly that minor version.
+#
+# Extra arguments after test/test-min/e2e go to pytest (e.g. scripts/python.sh test -k schema).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY_DIR="$ROOT/python"
-VENV="$PY_DIR/.venv"
-STAMP="$VENV/.requirements-stamp"
 PIP_CACHE="$ROOT/.cache/pip"
 
 log() { printf 'python.sh: %s\n' "$*" >&2; }
+die() { log "$*"; exit 1; }
 
+# The environment of a flavour: sets PY_WANT (minor version), PY_ENV_VAR, REQS, VENV.
+flavour() {
+	case "$1" in
+	main) PY_WANT=3.12 PY_ENV_VAR=AUTHZ_PYTHON REQS="$PY_DIR/requirements-test.txt" VENV="$PY_DIR/.venv" ;;
+	min) PY_WANT=3.11 PY_ENV_VAR=AUTHZ_PYTHON_MIN REQS="$PY_DIR/requirements-min.txt" VENV="$PY_DIR/.venv-min" ;;
+	*) die "unknown environment $1" ;;
+	esac
+}
+
+# The interpreter's own path if it runs and is Python $want exactly; nothing otherwise.
+python_path() {
+	local cand="$1" want="$2"
+	"$cand" -c "import sys; v = '%d.%d' % sys.version_info[:2]; sys.exit(0 if v == '$want' else 1)" \
+		2>/dev/null || return 1
+	"$cand" -c 'import sys; print(sys.executable)'
+}
+
+# Prints the Python $PY_WANT interpreter to build the venv with, or fails saying where it looked.
 find_python() {
-	local cand
-	for cand in "${AUTHZ_PYTHON:-}" python3.11 python3; do
-		[ -n "$cand" ] || continue
-		if command -v "$cand" >/dev/null 2>&1 &&
-			"$cand" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
-			command -v "$cand"
-			return 0
-		fi
+	local want="$PY_WANT" explicit="${!PY_ENV_VAR:-}" cand root found
+	if [ -n "$explicit" ]; then
+		python_path "$explicit" "$want" && return 0
+		die "$PY_ENV_VAR=$explicit is not a working Python $want"
+	fi
+	local cands=("python$want")
+	root="$(pyenv root 2>/dev/null || true)"
+	if [ -n "$root" ]; then
+		# newest patch release first
+		while IFS= read -r found; do
+			cands+=("$found")
+		done < <(ls -d "$root"/versions/"$want"*/bin/python"$want" 2>/dev/null | sort -rV)
+	fi
+	for cand in "${cands[@]}"; do
+		python_path "$cand" "$want" && return 0
 	done
-	log "no Python >= 3.11 found (set AUTHZ_PYTHON=/path/to/python3.11)"
-	return 1
+	die "no Python $want found (tried ${cands[*]}); install it (e.g. pyenv install $want) or set $PY_ENV_VAR=/path/to/python$want"
 }
 
 stamp_of() {
 	local py="$1"
 	{
 		"$py" -c 'import sys; print(sys.version)'
-		cat "$PY_DIR/requirements-test.txt" "$PY_DIR/pyproject.toml"
+		cat "$REQS" "$PY_DIR/pyproject.toml"
 	} | sha256sum | cut -d' ' -f1
 }
 
-cmd_venv() {
-	local py want
+# Creates (or reuses) the venv of flavour $1.
+make_venv() {
+	flavour "$1"
+	local py want stamp="$VENV/.requirements-stamp"
 	py="$(find_python)"
 	want="$(stamp_of "$py")"
-	if [ -x "$VENV/bin/python" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
-		log "venv up to date ($VENV)"
+	if [ -x "$VENV/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+		log "venv up to date ($VENV, $("$VENV/bin/python" --version))"
 		return 0
 	fi
 	log "creating $VENV with $py"
@@ -54,13 +89,16 @@ cmd_venv() {
 	"$py" -m venv "$VENV"
 	mkdir -p "$PIP_CACHE"
 	local pip=("$VENV/bin/python" -m pip --disable-pip-version-check --cache-dir "$PIP_CACHE")
-	"${pip[@]}" install --quiet -r "$PY_DIR/requirements-test.txt"
+	"${pip[@]}" install --quiet -r "$REQS"
 	# The plugin itself, editable; its dependencies are already pinned above.
 	"${pip[@]}" install --quiet --no-deps --no-build-isolation -e "$PY_DIR"
 	"${pip[@]}" check
-	echo "$want" >"$STAMP"
-	log "venv ready: $("$VENV/bin/python" --version)"
+	echo "$want" >"$stamp"
+	log "venv ready: $("$VENV/bin/python" --version) ($VENV)"
 }
+
+cmd_venv() { make_venv main; }
+cmd_venv_min() { make_venv min; }
 
 run_pytest() {
 	# pytest exit codes: 0 passed, 1 failures, 2 interrupted, 3 internal error, 4 usage error,
@@ -75,12 +113,17 @@ run_pytest() {
 }
 
 cmd_test() {
-	cmd_venv
+	make_venv main
+	run_pytest tests "$@"
+}
+
+cmd_test_min() {
+	make_venv min
 	run_pytest tests "$@"
 }
 
 cmd_vectors() {
-	cmd_venv
+	make_venv main
 	(cd "$PY_DIR" && "$VENV/bin/python" tools/make_vectors.py "$ROOT/schemas/testdata/vectors.json")
 }
 
@@ -89,7 +132,7 @@ cmd_vectors() {
 # messages land in AUTHZ_E2E_CAPTURED (default .cache/python-e2e/captured.json), in the test
 # vector format, for the Go decoder.
 cmd_e2e() {
-	cmd_venv
+	make_venv main
 	local e2e_dir="$ROOT/.cache/python-e2e"
 	mkdir -p "$e2e_dir"
 	if [ -z "${AUTHZ_TEST_KAFKA_BROKERS:-}" ]; then
@@ -137,11 +180,13 @@ stop_registry() {
 
 case "${1:-}" in
 venv) shift; cmd_venv "$@" ;;
+venv-min) shift; cmd_venv_min "$@" ;;
 test) shift; cmd_test "$@" ;;
+test-min) shift; cmd_test_min "$@" ;;
 e2e) shift; cmd_e2e "$@" ;;
 vectors) shift; cmd_vectors "$@" ;;
 *)
-	echo "usage: $0 venv|test|e2e|vectors [pytest args]" >&2
+	echo "usage: $0 venv|venv-min|test|test-min|e2e|vectors [pytest args]" >&2
 	exit 2
 	;;
 esac

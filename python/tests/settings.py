@@ -1,8 +1,8 @@
 """
 Minimal Django settings standing in for the LMS: the plugin is installed the way Open edX
 installs plugins (edx-django-utils' get_plugin_apps / add_plugins over the lms.djangoapp entry
-points), and ``tests.waffle_utils`` supplies the two override tables with Open edX's table and
-column names.
+points), and ``tests.waffle_utils`` supplies the two override models shaped like edx-platform's
+(django-config-models ConfigurationModel subclasses, same app label, tables and columns).
 """
 import os
 import tempfile
@@ -27,6 +27,7 @@ INSTALLED_APPS = [
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "openedx_events",
+    "config_models",  # django-config-models, as in the LMS/CMS: ConfigurationModel
     "tests.waffle_utils",
     *get_plugin_apps("lms.djangoapp"),
 ]

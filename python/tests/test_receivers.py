@@ -117,6 +117,18 @@ def test_disabled_in_producer_config_not_sent(settings):
     assert recording.SENT == []
 
 
+def test_edited_override_is_a_new_row_and_a_new_event():
+    """ConfigurationModel.save() inserts on every save (the admin's edit too): one event per row."""
+    row = course_override(choice="on")
+    first_id = row.pk
+    row.override_choice = "off"
+    row.save()
+    assert row.pk != first_id
+    got = [(s["event_data"]["override"].record_id, s["event_data"]["override"].override_choice)
+           for s in recording.SENT]
+    assert got == [(first_id, "on"), (row.pk, "off")]
+
+
 def test_unicode_and_missing_changed_by():
     user = User.objects.create(username="José_管理者")
     course_override(user=user)

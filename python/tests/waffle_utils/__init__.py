@@ -1,1 +1,1 @@
-"""Stand-in for openedx.core.djangoapps.waffle_utils: same app label, tables and columns."""
+"""Stand-in for edx-platform's openedx.core.djangoapps.waffle_utils: same app label, models, tables and columns."""

@@ -1,44 +1,64 @@
 """
-The two Open edX override models, as edx-platform defines them (ConfigurationModel rows:
-append-only, ``change_date`` auto_now_add, ``changed_by`` FK to the user, ``enabled``).
+Stand-ins for edx-platform's two override models
+(``openedx/core/djangoapps/waffle_utils/models.py``), shaped like the real ones:
 
-Tables: waffle_utils_waffleflagcourseoverridemodel / waffle_utils_waffleflagorgoverridemodel,
-columns id, change_date, changed_by_id, enabled, waffle_flag, course_id|org, override_choice, note.
+- subclasses of django-config-models' real ``ConfigurationModel`` (the package edx-platform
+  uses): ``change_date`` (auto_now_add), ``changed_by`` (nullable FK to the user, PROTECT),
+  ``enabled``, and its ``save()`` that always inserts a new row (an edited override is a new row
+  with a new id, never an UPDATE);
+- the same fields, ``KEY_FIELDS``, choices and ``Meta`` (a plain ``Meta``, so no default
+  ordering; the org model's ``waffle_org_and_waffle_flag`` index); ``course_id`` is
+  opaque-keys' ``CourseKeyField``;
+- the same app label and so the same tables, ``waffle_utils_waffleflagcourseoverridemodel`` and
+  ``waffle_utils_waffleflagorgoverridemodel``, with ``AutoField`` ids as edx-platform's
+  migrations create them.
+
+Left out: what the plugin never touches (``ALL_CHOICES``, the ``override_value`` class methods
+with edx-platform's request cache, ``__str__``). tests/test_models_shape.py pins this shape.
 """
-from django.contrib.auth.models import User
-from django.db import models
+from config_models.models import ConfigurationModel
+from django.db.models import CharField, Index, TextField
+from django.utils.translation import gettext_lazy as _
+from model_utils import Choices
 from opaque_keys.edx.django.models import CourseKeyField
 
-OVERRIDE_CHOICES = (("on", "Force On"), ("off", "Force Off"))
-
-
-class ConfigurationModel(models.Model):
-    """The columns of django-config-models' ConfigurationModel."""
-
-    change_date = models.DateTimeField(auto_now_add=True)
-    changed_by = models.ForeignKey(User, editable=False, null=True, on_delete=models.PROTECT)
-    enabled = models.BooleanField(default=False)
-
-    class Meta:
-        abstract = True
-        ordering = ("-change_date",)
+NOTE_HELP = "e.g. why this exists and when/if it can be dropped"
 
 
 class WaffleFlagCourseOverrideModel(ConfigurationModel):
-    waffle_flag = models.CharField(max_length=255, db_index=True)
-    course_id = CourseKeyField(max_length=255, db_index=True)
-    override_choice = models.CharField(choices=OVERRIDE_CHOICES, default="on", max_length=3)
-    note = models.TextField(blank=True)
+    """Forces a waffle flag on or off for a course (edx-platform's model of the same name)."""
 
-    class Meta(ConfigurationModel.Meta):
+    OVERRIDE_CHOICES = Choices(("on", _("Force On")), ("off", _("Force Off")))
+
+    KEY_FIELDS = ("waffle_flag", "course_id")
+
+    waffle_flag = CharField(max_length=255, db_index=True)
+    course_id = CourseKeyField(max_length=255, db_index=True)
+    override_choice = CharField(choices=OVERRIDE_CHOICES, default=OVERRIDE_CHOICES.on, max_length=3)
+    note = TextField(blank=True, help_text=NOTE_HELP)
+
+    class Meta:
         app_label = "waffle_utils"
+        verbose_name = "Waffle flag course override"
+        verbose_name_plural = "Waffle flag course overrides"
 
 
 class WaffleFlagOrgOverrideModel(ConfigurationModel):
-    waffle_flag = models.CharField(max_length=255, db_index=True)
-    org = models.CharField(max_length=255, db_index=True)
-    override_choice = models.CharField(choices=OVERRIDE_CHOICES, default="on", max_length=3)
-    note = models.TextField(blank=True)
+    """Forces a waffle flag on or off for an organization (edx-platform's model of the same name)."""
 
-    class Meta(ConfigurationModel.Meta):
+    OVERRIDE_CHOICES = Choices(("on", _("Force On")), ("off", _("Force Off")))
+
+    KEY_FIELDS = ("waffle_flag", "org")
+
+    waffle_flag = CharField(max_length=255, db_index=True)
+    org = CharField(max_length=255, db_index=True)
+    override_choice = CharField(choices=OVERRIDE_CHOICES, default=OVERRIDE_CHOICES.on, max_length=3)
+    note = TextField(blank=True, help_text=NOTE_HELP)
+
+    class Meta:
         app_label = "waffle_utils"
+        verbose_name = "Waffle flag org override"
+        verbose_name_plural = "Waffle flag org overrides"
+        indexes = [
+            Index(name="waffle_org_and_waffle_flag", fields=["org", "waffle_flag"]),
+        ]
