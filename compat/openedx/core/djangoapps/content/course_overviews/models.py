@@ -36,5 +36,16 @@ class CourseOverview(TimeStampedModel):
     class Meta:
         app_label = "course_overviews"
 
+    @classmethod
+    def get_from_id(cls, course_id):
+        """The overview of a course, or CourseOverview.DoesNotExist.
+
+        edx-platform falls back to the modulestore when the row is missing; there is no
+        modulestore here, so a missing row is a course that does not exist. Like edx-platform's
+        query, the lookup follows the database collation (case-insensitive on MySQL); callers
+        that need the exact key compare it themselves, as openedx-authz does.
+        """
+        return cls.objects.get(id=course_id)
+
     def __str__(self):
         return str(self.id)
