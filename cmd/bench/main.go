@@ -11,6 +11,8 @@
 package main
 
 import (
+	"authz-flag-consumer/internal/authz"
+
 	"bytes"
 	"context"
 	"database/sql"
@@ -157,7 +159,7 @@ func runCase(ctx context.Context, dialect string, n int) (result, error) {
 	}
 	// Same data again for the bulk SQL: the legacy rows are back; clear what
 	// the engine left (companions, audit, runs).
-	for _, t := range []string{"openedx_authz_extendedcasbinrule", "casbin_adapter_casbinrule", "openedx_authz_usersubject", "openedx_authz_subject",
+	for _, t := range []string{"openedx_authz_extendedcasbinrule", "casbin_rule", "openedx_authz_usersubject", "openedx_authz_subject",
 		"openedx_authz_coursescope", "openedx_authz_scope", "openedx_authz_roleassignmentaudit"} {
 		if _, err := db.SQL.ExecContext(ctx, "DELETE FROM "+t); err != nil {
 			return res, err
@@ -208,7 +210,7 @@ func load(ctx context.Context, db *store.DB, n int) error {
 				course = ""
 			}
 			roles = append(roles, "((SELECT id FROM auth_user WHERE username = ?), ?, ?, ?)")
-			rargs = append(rargs, fmt.Sprintf("user%07d", j), org, course, migrator.LegacyRoles[rand.IntN(len(migrator.LegacyRoles))])
+			rargs = append(rargs, fmt.Sprintf("user%07d", j), org, course, authz.LegacyRoles[rand.IntN(len(authz.LegacyRoles))])
 		}
 		if _, err := tx.ExecContext(ctx, db.Rebind("INSERT INTO student_courseaccessrole (user_id, org, course_id, role) VALUES "+strings.Join(roles, ",")), rargs...); err != nil {
 			return err
@@ -270,7 +272,7 @@ func bulkForward(d store.Dialect) []string {
 	where := "r.org = '" + org + "' AND (r.course_id = '' OR r.course_id LIKE 'course-v1:%')"
 	orgRules := "c.ptype = 'g' AND c.v2 LIKE 'course-v1^course-v1:" + org + "+%'"
 	return []string{
-		`INSERT INTO casbin_adapter_casbinrule (ptype, v0, v1, v2, v3, v4, v5)
+		`INSERT INTO casbin_rule (ptype, v0, v1, v2, v3, v4, v5)
 		 SELECT 'g', ` + cat(d, "'user^'", "u.username") + `, ` + cat(d, "'role^'", roleCase) + `, ` + cat(d, "'course-v1^'", scope) + `, '', '', ''
 		 FROM student_courseaccessrole r JOIN auth_user u ON u.id = r.user_id WHERE ` + where,
 		`INSERT INTO openedx_authz_scope (external_key) SELECT DISTINCT r.course_id FROM student_courseaccessrole r WHERE r.org = '` + org + `' AND r.course_id LIKE 'course-v1:%'`,
@@ -279,11 +281,11 @@ func bulkForward(d store.Dialect) []string {
 		`INSERT INTO openedx_authz_usersubject (subject_ptr_id, user_id) SELECT id, id FROM openedx_authz_subject`,
 		`INSERT INTO openedx_authz_extendedcasbinrule (casbin_rule_key, casbin_rule_id, created_at, updated_at, scope_id, subject_id)
 		 SELECT ` + cat(d, "'g,'", "c.v0", "','", "c.v1", "','", "c.v2", "','") + `, c.id, ` + now + `, ` + now + `, s.id, us.subject_ptr_id
-		 FROM casbin_adapter_casbinrule c JOIN auth_user u ON u.username = substr(c.v0, 6)
+		 FROM casbin_rule c JOIN auth_user u ON u.username = substr(c.v0, 6)
 		 JOIN openedx_authz_usersubject us ON us.user_id = u.id
 		 LEFT JOIN openedx_authz_scope s ON s.external_key = substr(c.v2, 11) WHERE ` + orgRules,
 		`INSERT INTO openedx_authz_roleassignmentaudit (operation, subject, role, scope, timestamp)
-		 SELECT 'created', c.v0, c.v1, c.v2, ` + now + ` FROM casbin_adapter_casbinrule c WHERE ` + orgRules,
+		 SELECT 'created', c.v0, c.v1, c.v2, ` + now + ` FROM casbin_rule c WHERE ` + orgRules,
 		`DELETE FROM student_courseaccessrole WHERE org = '` + org + `' AND (course_id = '' OR course_id LIKE 'course-v1:%')`,
 	}
 }
@@ -297,11 +299,11 @@ func bulkRollback(d store.Dialect) []string {
 	return []string{
 		`INSERT INTO student_courseaccessrole (user_id, org, course_id, role)
 		 SELECT u.id, '` + org + `', CASE WHEN c.v2 = 'course-v1^course-v1:` + org + `+*' THEN '' ELSE substr(c.v2, 11) END, ` + legacyRole + `
-		 FROM casbin_adapter_casbinrule c JOIN auth_user u ON u.username = substr(c.v0, 6) WHERE ` + orgRules,
-		`DELETE FROM openedx_authz_extendedcasbinrule WHERE casbin_rule_id IN (SELECT c.id FROM casbin_adapter_casbinrule c WHERE ` + orgRules + `)`,
+		 FROM casbin_rule c JOIN auth_user u ON u.username = substr(c.v0, 6) WHERE ` + orgRules,
+		`DELETE FROM openedx_authz_extendedcasbinrule WHERE casbin_rule_id IN (SELECT c.id FROM casbin_rule c WHERE ` + orgRules + `)`,
 		`INSERT INTO openedx_authz_roleassignmentaudit (operation, subject, role, scope, timestamp)
-		 SELECT 'deleted', c.v0, c.v1, c.v2, CURRENT_TIMESTAMP FROM casbin_adapter_casbinrule c WHERE ` + orgRules,
-		`DELETE FROM casbin_adapter_casbinrule WHERE ptype = 'g' AND v2 LIKE 'course-v1^course-v1:` + org + `+%'`,
+		 SELECT 'deleted', c.v0, c.v1, c.v2, CURRENT_TIMESTAMP FROM casbin_rule c WHERE ` + orgRules,
+		`DELETE FROM casbin_rule WHERE ptype = 'g' AND v2 LIKE 'course-v1^course-v1:` + org + `+%'`,
 	}
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 
@@ -42,22 +43,28 @@ func (f *dbFlags) openEngine(cmd *cobra.Command) (*store.DB, *migrator.Engine, e
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := checkOpenEdX(cmd.Context(), db); err != nil {
+	if err := checkOpenEdX(cmd.Context(), db, f.cfg.Logger(os.Stderr)); err != nil {
 		db.Close()
 		return nil, nil, err
 	}
 	return db, migrator.New(db, migrator.Options{Logger: f.cfg.Logger(os.Stderr)}), nil
 }
 
-// checkOpenEdX fails when an Open edX table is missing or differs.
-func checkOpenEdX(ctx context.Context, db *store.DB) error {
+// checkOpenEdX fails when an Open edX table is missing or differs in a way
+// the service cannot work with; harmless differences are logged as warnings.
+// It runs before the service creates or writes anything.
+func checkOpenEdX(ctx context.Context, db *store.DB, log *slog.Logger) error {
 	diffs, err := db.Check(ctx)
 	if err != nil {
 		return err
 	}
 	var bad []string
 	for _, d := range diffs {
-		if !strings.HasPrefix(d.Table, "authz_consumer_") {
+		switch {
+		case strings.HasPrefix(d.Table, "authz_consumer_"):
+		case d.Compatible:
+			log.Warn("schema difference the service can work with", "difference", d.String())
+		default:
 			bad = append(bad, d.String())
 		}
 	}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"authz-flag-consumer/internal/authz"
+
 	"errors"
 	"fmt"
 	"io"
@@ -93,14 +95,14 @@ Exit code 1 when a run failed.`,
 func manualRequests(dir migrator.Direction, courses []string, org string, del bool) ([]migrator.Request, error) {
 	trig := migrator.Trigger{Kind: "manual"}
 	if org != "" {
-		if err := migrator.ValidOrg(org); err != nil {
+		if err := authz.ValidOrg(org); err != nil {
 			return nil, err
 		}
 		return []migrator.Request{{Direction: dir, ScopeType: migrator.OrgScope, Org: org, Delete: del, Trigger: trig}}, nil
 	}
 	var reqs []migrator.Request
 	for _, k := range courses {
-		if _, err := migrator.CourseOrg(k); err != nil {
+		if _, err := authz.CourseV1Org(k); err != nil {
 			return nil, err
 		}
 		reqs = append(reqs, migrator.Request{Direction: dir, ScopeType: migrator.CourseScope, CourseKeys: []string{k}, Delete: del, Trigger: trig})

@@ -53,7 +53,7 @@ func TestTwoProcessesOnOneOrgSerialize(t *testing.T) {
 			}
 			wg.Wait()
 			var moved []int
-			require.NoError(t, rowsInto(ctx, db, "SELECT COUNT(*) FROM casbin_adapter_casbinrule WHERE ptype = 'g'", &moved))
+			require.NoError(t, rowsInto(ctx, db, "SELECT COUNT(*) FROM casbin_rule WHERE ptype = 'g'", &moved))
 			require.Equal(t, []int{300}, moved, "every row once: %v", outs)
 			var legacy []int
 			require.NoError(t, rowsInto(ctx, db, "SELECT COUNT(*) FROM student_courseaccessrole WHERE org = 'ProcX'", &legacy))

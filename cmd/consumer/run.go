@@ -111,7 +111,8 @@ type service struct {
 	dlq      *kafka.Writer
 }
 
-// startService opens the database (creating the service's own tables), and
+// startService opens the database (checking the Open edX tables, then
+// creating the service's own tables), and
 // builds the consumer and the ops server. onSettled, when set, sees every
 // settled event (dev uses it).
 func startService(ctx context.Context, cfg config.Config, tune tuning, log *slog.Logger, onSettled func(consumer.Settled)) (*service, error) {
@@ -120,13 +121,15 @@ func startService(ctx context.Context, cfg config.Config, tune tuning, log *slog
 		return nil, err
 	}
 	s := &service{cfg: cfg, log: log, db: db}
+	// Check the Open edX tables before creating anything of our own, so a
+	// database that is not an Open edX one is refused untouched.
+	if err := checkOpenEdX(ctx, db, log); err != nil {
+		s.Close()
+		return nil, err
+	}
 	if err := db.Migrate(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("own tables: %w", err)
-	}
-	if err := checkOpenEdX(ctx, db); err != nil {
-		s.Close()
-		return nil, err
 	}
 	reg := prometheus.NewRegistry()
 	s.metrics = ops.NewMetrics(reg)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"sort"
 
 	"github.com/spf13/cobra"
 
@@ -15,12 +16,15 @@ func newSchemaCmd() *cobra.Command {
 	}
 	cmd.AddCommand(schemaSub("create",
 		"Create the Open edX tables (embedded default, tests, standalone) and the service's own tables",
-		"Never point this at a production Open edX database: there Django owns the tables. Existing tables are left as they are.",
+		"The Open edX tables are made exactly as Open edX's Django migrations make them on this\n"+
+			"database (names, types, nullability, unique keys, indexes, foreign keys, and on MySQL the\n"+
+			"case-insensitive utf8mb4_unicode_ci collation). A database that already holds any Open edX\n"+
+			"table is refused: there Django owns them (use `schema migrate` for the service's own tables).",
 		func(cmd *cobra.Command, db *store.DB) error {
 			if err := db.CreateSchema(cmd.Context()); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "created %d Open edX tables and the service's own tables (version %d) in %s\n",
+			fmt.Fprintf(cmd.OutOrStdout(), "created %d Open edX tables as Open edX's migrations make them, and the service's own tables (version %d), in %s\n",
 				len(store.OpenEdXTables), store.SchemaVersion, db.URL)
 			return nil
 		}))
@@ -36,20 +40,25 @@ func newSchemaCmd() *cobra.Command {
 		}))
 	cmd.AddCommand(schemaSub("check",
 		"Compare a live database with the expected tables, read-only, and name every difference",
-		"Exit code 1 when anything differs. Extra columns are not differences.",
+		"Incompatible differences (a missing table or column, a column narrower than what the service\n"+
+			"writes, NOT NULL where it writes NULL, another type family) are listed one per line and make\n"+
+			"the exit code 1. Harmless ones (a wider column, another integer width, a case-sensitive\n"+
+			"collation, the service's own tables not created yet) are listed as warnings. Extra columns,\n"+
+			"indexes and foreign keys are not differences.",
 		func(cmd *cobra.Command, db *store.DB) error {
 			diffs, err := db.Check(cmd.Context())
 			if err != nil {
 				return err
 			}
+			sort.SliceStable(diffs, func(i, j int) bool { return !diffs[i].Compatible && diffs[j].Compatible })
 			for _, d := range diffs {
 				fmt.Fprintln(cmd.OutOrStdout(), d)
 			}
-			if len(diffs) > 0 {
-				return fmt.Errorf("schema check: %d differences in %s", len(diffs), db.URL)
+			if n := store.Incompatible(diffs); n > 0 {
+				return fmt.Errorf("schema check: %d incompatible differences in %s", n, db.URL)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "schema check: %d Open edX tables and %d own tables as expected in %s\n",
-				len(store.OpenEdXTables), len(store.OwnTables), db.URL)
+			fmt.Fprintf(cmd.OutOrStdout(), "schema check: the %d Open edX tables are compatible (%d warnings) in %s\n",
+				len(store.OpenEdXTables), len(diffs), db.URL)
 			return nil
 		}))
 	return cmd

@@ -1,4 +1,9 @@
-package events
+// Package authz is the domain of the migration, with no I/O: course keys
+// (one grammar, the one edx-opaque-keys defines), org short names, the
+// openedx-authz key namespaces and the legacy <-> authz role mapping.
+// Everything that reads or checks a key, from the event decoder to the
+// engine's SQL selection, goes through here.
+package authz
 
 import (
 	"fmt"
@@ -27,12 +32,14 @@ type CourseKey struct {
 	Run    string // empty for library-v1
 }
 
-// idPart is opaque-keys' ALLOWED_ID_CHARS ([\w\-~.:] with re.UNICODE);
-// Python's Unicode \w is approximated by letters, marks, numbers and '_'.
-var idPart = regexp.MustCompile(`^[\p{L}\p{M}\p{N}_\-~.:]+$`)
+// idPart is opaque-keys' ALLOWED_ID_CHARS, [\w\-~.:] compiled with
+// re.UNICODE. Python's Unicode \w is what str.isalnum() accepts plus '_':
+// letters and numbers, not combining marks.
+var idPart = regexp.MustCompile(`^[\p{L}\p{N}_\-~.:]+$`)
 
-// deprecatedPart is the character set of old slash-separated keys.
-var deprecatedPart = regexp.MustCompile(`^[\p{L}\p{M}\p{N}_.%\-]+$`)
+// deprecatedPart is the character set of old slash-separated keys
+// (opaque-keys' INVALID_CHARS_DEPRECATED negated: [\w.%-]).
+var deprecatedPart = regexp.MustCompile(`^[\p{L}\p{N}_.%\-]+$`)
 
 var ccxPart = regexp.MustCompile(`^ccx@[0-9]+$`)
 
@@ -105,8 +112,31 @@ func parseSlashKey(s string) (CourseKey, error) {
 	return CourseKey{Kind: KeySlash, Org: parts[0], Course: parts[1], Run: parts[2]}, nil
 }
 
-// validOrg reports whether org can be an organization short name that a
-// course-v1 key could carry.
-func validOrg(org string) bool {
-	return idPart.MatchString(org)
+// CourseV1Org returns the org of a course-v1 key, or an error naming the key.
+func CourseV1Org(key string) (string, error) {
+	k, err := ParseCourseKey(key)
+	if err != nil {
+		return "", err
+	}
+	if k.Kind != KeyCourseV1 {
+		return "", fmt.Errorf("%q is not a course-v1 course key (course-v1:ORG+COURSE+RUN)", key)
+	}
+	return k.Org, nil
 }
+
+// MaxOrgLen is the width of student_courseaccessrole.org.
+const MaxOrgLen = 64
+
+// ValidOrg checks an org short name: one course-key part, as a course-v1
+// key could carry it, that fits the legacy table's org column.
+func ValidOrg(org string) error {
+	if !idPart.MatchString(org) || len([]rune(org)) > MaxOrgLen {
+		return fmt.Errorf("%q is not a valid org short name", org)
+	}
+	return nil
+}
+
+// FoldOrg is the case-folded org that names its advisory lock: Open edX's
+// MySQL compares orgs case-insensitively, so two spellings of one org
+// select the same rows and must serialize on one lock.
+func FoldOrg(org string) string { return strings.ToLower(strings.ToUpper(org)) }

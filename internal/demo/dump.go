@@ -21,11 +21,11 @@ type Dump map[string][]string
 var dumpQueries = []struct{ name, query string }{
 	{"student_courseaccessrole", `SELECT u.username, r.org, r.course_id, r.role
 		FROM student_courseaccessrole r JOIN auth_user u ON u.id = r.user_id`},
-	{"casbin_adapter_casbinrule", `SELECT ptype, v0, v1, v2, v3, v4, v5 FROM casbin_adapter_casbinrule`},
+	{"casbin_rule", `SELECT ptype, v0, v1, v2, v3, v4, v5 FROM casbin_rule`},
 	{"openedx_authz_extendedcasbinrule", `SELECT e.casbin_rule_key, c.v0, c.v1, c.v2,
 		COALESCE(s.external_key, ''), COALESCE(u.username, '')
 		FROM openedx_authz_extendedcasbinrule e
-		JOIN casbin_adapter_casbinrule c ON c.id = e.casbin_rule_id
+		JOIN casbin_rule c ON c.id = e.casbin_rule_id
 		LEFT JOIN openedx_authz_scope s ON s.id = e.scope_id
 		LEFT JOIN openedx_authz_usersubject us ON us.subject_ptr_id = e.subject_id
 		LEFT JOIN auth_user u ON u.id = us.user_id`},
@@ -191,7 +191,7 @@ func CountByScope(ctx context.Context, db *store.DB) (map[string]ScopeCounts, er
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("count legacy roles: %w", err)
 	}
-	rows, err = db.SQL.QueryContext(ctx, `SELECT v2 FROM casbin_adapter_casbinrule WHERE ptype = 'g'`)
+	rows, err = db.SQL.QueryContext(ctx, `SELECT v2 FROM casbin_rule WHERE ptype = 'g'`)
 	if err != nil {
 		return nil, fmt.Errorf("count role assignments: %w", err)
 	}

@@ -1,6 +1,8 @@
 package events
 
 import (
+	"authz-flag-consumer/internal/authz"
+
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -328,7 +330,7 @@ func (r rawOverride) validate() (Override, error) {
 		if len(o.ScopeKey) > maxCourseKeyLen {
 			return Override{}, malformed(ReasonBadCourseKey, "scope_key longer than %d bytes", maxCourseKeyLen)
 		}
-		key, err := ParseCourseKey(o.ScopeKey)
+		key, err := authz.ParseCourseKey(o.ScopeKey)
 		if err != nil {
 			return Override{}, malformed(ReasonBadCourseKey, "%v", err)
 		}
@@ -337,13 +339,13 @@ func (r rawOverride) validate() (Override, error) {
 		}
 		o.KeyKind = key.Kind
 	case ScopeOrg:
-		if !validOrg(o.ScopeKey) || len(o.ScopeKey) > maxOrgLen {
+		if authz.ValidOrg(o.ScopeKey) != nil {
 			return Override{}, malformed(ReasonBadOrg, "org scope_key %q is not an organization short name", o.ScopeKey)
 		}
 		if o.ScopeKey != o.Org {
 			return Override{}, malformed(ReasonScopeOrgMismatch, "org scope_key %q differs from org %q", o.ScopeKey, o.Org)
 		}
-		o.KeyKind = KeyOrg
+		o.KeyKind = authz.KeyOrg
 	default:
 		return Override{}, malformed(ReasonBadScopeType, "scope_type %q, want course or org", o.ScopeType)
 	}

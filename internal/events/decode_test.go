@@ -1,6 +1,8 @@
 package events_test
 
 import (
+	"authz-flag-consumer/internal/authz"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -24,9 +26,9 @@ func TestRoundTripAvro(t *testing.T) {
 		require.NoError(t, err)
 		want := o
 		if o.ScopeType == events.ScopeOrg {
-			want.KeyKind = events.KeyOrg
+			want.KeyKind = authz.KeyOrg
 		} else {
-			want.KeyKind = events.KeyCourseV1
+			want.KeyKind = authz.KeyCourseV1
 		}
 		require.Equal(t, want, ev.Override)
 		require.True(t, ev.Override.KeySupported())
@@ -59,7 +61,7 @@ func TestRoundTripJSON(t *testing.T) {
 	ev, err := events.NewDecoder(nil).Decode(t.Context(), m)
 	require.NoError(t, err, "JSON needs no registry")
 	want := courseOverride()
-	want.KeyKind = events.KeyCourseV1
+	want.KeyKind = authz.KeyCourseV1
 	require.Equal(t, want, ev.Override)
 	require.Zero(t, ev.SchemaID)
 
@@ -103,10 +105,10 @@ func TestEventIDFallsBackToPosition(t *testing.T) {
 
 func TestNonCourseV1KeysAreValidButUnsupported(t *testing.T) {
 	f := newFixture(t)
-	for key, kind := range map[string]events.KeyKind{
-		"ccx-v1:OrgX+C1+2024+ccx@3": events.KeyCCX,
-		"OrgX/C1/2024":              events.KeySlash,
-		"library-v1:OrgX+Lib1":      events.KeyLibraryV1,
+	for key, kind := range map[string]authz.KeyKind{
+		"ccx-v1:OrgX+C1+2024+ccx@3": authz.KeyCCX,
+		"OrgX/C1/2024":              authz.KeySlash,
+		"library-v1:OrgX+Lib1":      authz.KeyLibraryV1,
 	} {
 		o := courseOverride()
 		o.ScopeKey = key
@@ -235,7 +237,7 @@ func TestSchemaResolution(t *testing.T) {
 		require.Equal(t, events.Override{
 			WaffleFlag: "authz.enable_course_authoring", ScopeType: "course", ScopeKey: "course-v1:OrgX+C1+2024",
 			Org: "OrgX", Enabled: false, OverrideChoice: "off", RecordID: 7,
-			ChangeDate: time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC), KeyKind: events.KeyCourseV1,
+			ChangeDate: time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC), KeyKind: authz.KeyCourseV1,
 		}, ev.Override)
 	})
 

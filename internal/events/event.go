@@ -1,6 +1,8 @@
 package events
 
 import (
+	"authz-flag-consumer/internal/authz"
+
 	"fmt"
 	"time"
 )
@@ -75,9 +77,9 @@ type Override struct {
 	RecordID       int64
 	ChangeDate     time.Time // UTC
 	ChangedBy      string
-	// KeyKind is KeyOrg for org scopes and the course key's kind for course
-	// scopes. Only KeyOrg and KeyCourseV1 take part in migrations.
-	KeyKind KeyKind
+	// KeyKind is authz.KeyOrg for org scopes and the course key's kind for course
+	// scopes. Only authz.KeyOrg and authz.KeyCourseV1 take part in migrations.
+	KeyKind authz.KeyKind
 }
 
 // KeySupported reports whether the override's scope can take part in a
@@ -85,7 +87,7 @@ type Override struct {
 // key types (CCX, library-v1, old slash keys) are well-formed events that
 // the consumer acknowledges and ignores (SPEC 3 and 8).
 func (o Override) KeySupported() bool {
-	return o.KeyKind == KeyOrg || o.KeyKind == KeyCourseV1
+	return o.KeyKind == authz.KeyOrg || o.KeyKind == authz.KeyCourseV1
 }
 
 // FullTopic returns the topic as edx-event-bus-kafka names it: the base

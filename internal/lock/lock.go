@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"time"
 
+	"authz-flag-consumer/internal/authz"
 	"authz-flag-consumer/internal/store"
 )
 
@@ -23,6 +24,8 @@ var ErrTimeout = errors.New("advisory lock wait timed out")
 type Release func(ctx context.Context) error
 
 // Acquire takes the advisory lock of org on conn, waiting at most wait.
+// The lock is named by the case-folded org: Open edX's MySQL compares orgs
+// case-insensitively, so OrgX and orgx are one org and one lock.
 // On SQLite it does nothing: there the run's IMMEDIATE transaction is the
 // single writer, and it waits for the write lock itself.
 func Acquire(ctx context.Context, d store.Dialect, conn *sql.Conn, org string, wait time.Duration) (Release, error) {
@@ -30,11 +33,12 @@ func Acquire(ctx context.Context, d store.Dialect, conn *sql.Conn, org string, w
 		rel Release
 		err error
 	)
+	folded := authz.FoldOrg(org)
 	switch d {
 	case store.MySQL:
-		rel, err = acquireMySQL(ctx, conn, org, wait)
+		rel, err = acquireMySQL(ctx, conn, folded, wait)
 	case store.Postgres:
-		rel, err = acquirePostgres(ctx, conn, org, wait)
+		rel, err = acquirePostgres(ctx, conn, folded, wait)
 	default:
 		rel, err = func(context.Context) error { return nil }, nil
 	}

@@ -1,6 +1,8 @@
 package migrator
 
 import (
+	"authz-flag-consumer/internal/authz"
+
 	"context"
 	"database/sql"
 	"fmt"
@@ -150,7 +152,7 @@ func (e *Engine) decide(ctx context.Context, t *tx, ch Change, pending map[int64
 	}
 	below := global
 	if ch.ScopeType == CourseScope {
-		org, err := CourseOrg(key)
+		org, err := authz.CourseV1Org(key)
 		if err != nil {
 			return decision{}, err
 		}

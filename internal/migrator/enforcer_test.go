@@ -43,7 +43,7 @@ func TestEnforcerSeesMigratedRoles(t *testing.T) {
 			{"role^course_admin", "act^courses.manage_course_team", "course-v1^*", "allow"},
 			{"role^course_admin", "act^courses.view_course", "course-v1^*", "allow"},
 		} {
-			fx.exec("INSERT INTO casbin_adapter_casbinrule (ptype, v0, v1, v2, v3, v4, v5) VALUES ('p', ?, ?, ?, ?, '', '')", p[0], p[1], p[2], p[3])
+			fx.exec("INSERT INTO casbin_rule (ptype, v0, v1, v2, v3, v4, v5) VALUES ('p', ?, ?, ?, ?, '', '')", p[0], p[1], p[2], p[3])
 		}
 		fx.run(migrator.Forward, migrator.OrgScope, "OrgX")
 

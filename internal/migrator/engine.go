@@ -1,6 +1,8 @@
 package migrator
 
 import (
+	"authz-flag-consumer/internal/authz"
+
 	"context"
 	"database/sql"
 	"database/sql/driver"
@@ -110,7 +112,11 @@ func (e *Engine) locked(ctx context.Context, orgs []string, fn func(*tx) error) 
 		return fmt.Errorf("get connection: %w", err)
 	}
 	defer conn.Close()
-	orgs = uniqueSorted(orgs)
+	folded := make([]string, len(orgs))
+	for i, org := range orgs {
+		folded[i] = authz.FoldOrg(org) // two spellings of one org are one lock
+	}
+	orgs = uniqueSorted(folded)
 	start := time.Now()
 	for _, org := range orgs {
 		release, err := lock.Acquire(ctx, e.db.Dialect, conn, org, e.opts.LockTimeout)
@@ -186,7 +192,7 @@ func (r Request) orgs() ([]string, error) {
 	}
 	switch r.ScopeType {
 	case OrgScope:
-		if err := ValidOrg(r.Org); err != nil {
+		if err := authz.ValidOrg(r.Org); err != nil {
 			return nil, err
 		}
 		return []string{r.Org}, nil
@@ -194,7 +200,7 @@ func (r Request) orgs() ([]string, error) {
 		if len(r.CourseKeys) != 1 {
 			return nil, fmt.Errorf("a course run takes exactly one course key, got %d", len(r.CourseKeys))
 		}
-		org, err := CourseOrg(r.CourseKeys[0])
+		org, err := authz.CourseV1Org(r.CourseKeys[0])
 		if err != nil {
 			return nil, err
 		}
@@ -470,6 +476,23 @@ func insertRows(ctx context.Context, t *tx, table string, cols []string, rows []
 			args = append(args, r...)
 		}
 		q := fmt.Sprintf("INSERT INTO %s (%s) VALUES %s", table, strings.Join(cols, ", "), placeholders(len(cols), len(chunk)))
+		if _, err := t.exec(ctx, q, args...); err != nil {
+			return fmt.Errorf("insert into %s: %w", table, err)
+		}
+	}
+	return nil
+}
+
+// insertRowsKeepExisting inserts rows, leaving out those whose unique
+// column conflict already holds (get-or-create in bulk).
+func insertRowsKeepExisting(ctx context.Context, t *tx, table string, cols []string, conflict string, rows [][]any) error {
+	verb, suffix := store.InsertKeepExisting(t.db.Dialect, conflict)
+	for _, chunk := range chunks(rows, rowsPerStatement(t.db.Dialect, len(cols))) {
+		var args []any
+		for _, r := range chunk {
+			args = append(args, r...)
+		}
+		q := fmt.Sprintf("%s %s (%s) VALUES %s%s", verb, table, strings.Join(cols, ", "), placeholders(len(cols), len(chunk)), suffix)
 		if _, err := t.exec(ctx, q, args...); err != nil {
 			return fmt.Errorf("insert into %s: %w", table, err)
 		}

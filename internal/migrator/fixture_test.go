@@ -1,6 +1,8 @@
 package migrator_test
 
 import (
+	"authz-flag-consumer/internal/authz"
+
 	"context"
 	"fmt"
 	"sort"
@@ -97,7 +99,7 @@ func (fx *fixture) legacyRows() []string {
 
 // rules lists policy rows as "ptype|v0|v1|v2|v3|v4|v5", sorted.
 func (fx *fixture) rules() []string {
-	return fx.strings("SELECT ptype, v0, v1, v2, v3, v4, v5 FROM casbin_adapter_casbinrule")
+	return fx.strings("SELECT ptype, v0, v1, v2, v3, v4, v5 FROM casbin_rule")
 }
 
 func (fx *fixture) strings(q string, args ...any) []string {
@@ -176,7 +178,7 @@ func (fx *fixture) event(id string, st migrator.ScopeType, key string, record in
 	fx.t.Helper()
 	org := key
 	if st == migrator.CourseScope {
-		org, _ = migrator.CourseOrg(key)
+		org, _ = authz.CourseV1Org(key)
 	}
 	res, err := fx.eng.Handle(fx.ctx, migrator.Source{EventID: id, Topic: "t", Partition: 0, Offset: 1},
 		migrator.Change{Flag: migrator.DefaultFlag, ScopeType: st, ScopeKey: key, Org: org, RecordID: record, Enabled: true})

@@ -2,7 +2,13 @@ package migrator
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
+	"strings"
+
+	"authz-flag-consumer/internal/authz"
+	"authz-flag-consumer/internal/store"
 )
 
 // legacyRow is a student_courseaccessrole row with its user's name.
@@ -23,6 +29,7 @@ func (e *Engine) forward(ctx context.Context, t *tx, req Request, rep *report) e
 		return err
 	}
 	excluded := setOf(req.Excluded)
+	scopeCache := map[string]int64{}
 	cond, arg := "r.course_id = ?", any(req.scopeKey())
 	if req.ScopeType == OrgScope {
 		cond = "r.org = ?"
@@ -44,33 +51,50 @@ func (e *Engine) forward(ctx context.Context, t *tx, req Request, rep *report) e
 		var cands []legacyRow
 		seen := map[string]bool{}
 		for _, r := range batch {
-			external, ok := scopeOf(r.org, r.courseID)
+			// The checks and their order are openedx-authz's: unknown role
+			// (reported without a scope), course left out by its own
+			// override, no scope, then the assignment itself.
+			authzRole, known := authz.AuthzRole(r.role)
+			if !known {
+				rep.fail(ReasonUnknownRole, entry{subject: r.username, role: r.role,
+					details: fmt.Sprintf("Unknown access level: %s for User: %s", r.role, r.username)})
+				continue
+			}
+			if r.courseID != "" && excluded[r.courseID] {
+				rep.fail(ReasonSkippedForOverride, entry{subject: r.username, role: r.role, scope: r.courseID, details: skippedDetails})
+				continue
+			}
+			external, ok := authz.ScopeOf(r.org, r.courseID)
+			if !ok {
+				rep.fail(ReasonNoScope, entry{subject: r.username, role: r.role,
+					details: fmt.Sprintf("User '%s' has neither course_id nor org defined", r.username)})
+				continue
+			}
 			en := entry{subject: r.username, role: r.role, scope: external}
-			authz, known := AuthzRole(r.role)
-			switch {
-			case !ok:
-				rep.fail(ReasonNoScope, entry{subject: r.username, role: r.role, details: "Legacy role has neither a course key nor an org."})
-				continue
-			case req.ScopeType == OrgScope && excluded[r.courseID]:
-				en.details = skippedDetails
-				rep.fail(ReasonSkippedForOverride, en)
-				continue
-			case !known:
-				en.details = fmt.Sprintf("Unknown access level: %s for User: %s", r.role, r.username)
-				rep.fail(ReasonUnknownRole, en)
-				continue
-			case r.username == "":
+			if r.courseID != "" && !strings.HasPrefix(r.courseID, authz.CourseV1Prefix) {
+				continue // another spelling of the prefix: not selected, as openedx-authz's case-sensitive startswith
+			}
+			if r.courseID != "" {
+				if _, err := authz.CourseV1Org(r.courseID); err != nil {
+					// openedx-authz fails the whole run on such a row; one
+					// bad key should not hold back the rest of an org.
+					en.details = fmt.Sprintf("Course key '%s' is not a valid course-v1 key; the row stays.", r.courseID)
+					rep.fail(ReasonNoScope, en)
+					continue
+				}
+			}
+			if r.username == "" {
 				en.details = fmt.Sprintf("User id %d does not exist.", r.userID)
 				rep.fail(ReasonAssignmentFailed, en)
 				continue
 			}
-			r.subject, r.authz, r.external, r.scope = userNS+r.username, authz, external, courseNS+external
-			if msg := tooLong(r.subject, roleNS+authz, r.scope); msg != "" {
+			r.subject, r.authz, r.external, r.scope = authz.UserNS+r.username, authzRole, external, authz.CourseNS+external
+			if msg := authz.TooLong(r.subject, authz.RoleNS+authzRole, r.scope); msg != "" {
 				en.details = msg
 				rep.fail(ReasonAssignmentFailed, en)
 				continue
 			}
-			k := ruleSetKey(r.subject, roleNS+authz, r.scope)
+			k := ruleSetKey(r.subject, authz.RoleNS+authzRole, r.scope)
 			if existing[k] || seen[k] {
 				en.details = fmt.Sprintf("User '%s' may already have this permission assigned", r.username)
 				rep.fail(ReasonAssignmentFailed, en)
@@ -79,7 +103,7 @@ func (e *Engine) forward(ctx context.Context, t *tx, req Request, rep *report) e
 			seen[k] = true
 			cands = append(cands, r)
 		}
-		if err := e.assign(ctx, t, cands); err != nil {
+		if err := e.assign(ctx, t, cands, scopeCache); err != nil {
 			return err
 		}
 		if req.Delete && len(cands) > 0 {
@@ -119,7 +143,7 @@ func readLegacy(ctx context.Context, pages *pager) ([]legacyRow, error) {
 
 // assign writes the g rules of cands and every companion openedx-authz
 // writes with one: user subject, course scope, extended rule, audit row.
-func (e *Engine) assign(ctx context.Context, t *tx, cands []legacyRow) error {
+func (e *Engine) assign(ctx context.Context, t *tx, cands []legacyRow, scopeCache map[string]int64) error {
 	if len(cands) == 0 {
 		return nil
 	}
@@ -127,9 +151,9 @@ func (e *Engine) assign(ctx context.Context, t *tx, cands []legacyRow) error {
 	userIDs := make([]int64, 0, len(cands))
 	var scopes []string
 	for i, c := range cands {
-		rules[i] = [3]string{c.subject, roleNS + c.authz, c.scope}
+		rules[i] = [3]string{c.subject, authz.RoleNS + c.authz, c.scope}
 		userIDs = append(userIDs, c.userID)
-		if !isGlob(c.external) {
+		if !authz.IsGlob(c.external) {
 			scopes = append(scopes, c.external)
 		}
 	}
@@ -141,7 +165,7 @@ func (e *Engine) assign(ctx context.Context, t *tx, cands []legacyRow) error {
 	if err != nil {
 		return err
 	}
-	scopeIDs, err := courseScopes(ctx, t, scopes)
+	scopeIDs, err := courseScopes(ctx, t, scopes, scopeCache)
 	if err != nil {
 		return err
 	}
@@ -153,11 +177,13 @@ func (e *Engine) assign(ctx context.Context, t *tx, cands []legacyRow) error {
 		if id, ok := scopeIDs[c.external]; ok {
 			scopeID = id
 		}
-		ext[i] = []any{ruleKey(rules[i][0], rules[i][1], rules[i][2]), ruleIDs[i], now, now, scopeID, subjects[c.userID]}
+		ext[i] = []any{authz.RuleKey(rules[i][0], rules[i][1], rules[i][2]), ruleIDs[i], now, now, scopeID, subjects[c.userID]}
 		audit[i] = []any{"created", rules[i][0], rules[i][1], rules[i][2], now}
 	}
-	if err := insertRows(ctx, t, "openedx_authz_extendedcasbinrule",
-		[]string{"casbin_rule_key", "casbin_rule_id", "created_at", "updated_at", "scope_id", "subject_id"}, ext); err != nil {
+	// openedx-authz gets or creates the extended rule by its key: a row left
+	// with the same key (by the database's comparison) is kept as it is.
+	if err := insertRowsKeepExisting(ctx, t, "openedx_authz_extendedcasbinrule",
+		[]string{"casbin_rule_key", "casbin_rule_id", "created_at", "updated_at", "scope_id", "subject_id"}, "casbin_rule_key", ext); err != nil {
 		return err
 	}
 	return insertAudit(ctx, t, audit)
@@ -205,56 +231,95 @@ func userSubjects(ctx context.Context, t *tx, userIDs []int64) (map[int64]int64,
 	return got, insertRows(ctx, t, "openedx_authz_usersubject", []string{"subject_ptr_id", "user_id"}, link)
 }
 
-// courseScopes gets or creates the course scope of each course key.
-func courseScopes(ctx context.Context, t *tx, keys []string) (map[string]int64, error) {
-	keys = unique(keys)
-	if len(keys) == 0 {
-		return map[string]int64{}, nil
-	}
-	got, err := scopeIDs(ctx, t, keys)
-	if err != nil {
-		return nil, err
-	}
-	var missing [][]any
-	for _, k := range keys {
-		if _, ok := got[k]; !ok {
-			missing = append(missing, []any{k})
+// courseScopes finds or creates the course scope of each course key
+// exactly as openedx-authz's Scope.get_or_create_for_external_key does, so
+// that openedx-authz keeps working on what this service wrote:
+//   - the course's overview row exists: the scope linked to it (its empty
+//     external_key filled in); else a pending scope with that external_key
+//     and no link gets the link (link_pending_scope); else a new scope with
+//     both the link and the external_key;
+//   - no overview row: the scope with that external_key, or a new one with
+//     the link null (linked later, when the course is created).
+//
+// Lookups compare as the database does (case-insensitively on Open edX's
+// MySQL), as the ORM's do. cache holds the keys resolved earlier in the run.
+func courseScopes(ctx context.Context, t *tx, keys []string, cache map[string]int64) (map[string]int64, error) {
+	for _, k := range unique(keys) {
+		if _, ok := cache[k]; ok {
+			continue
 		}
+		id, err := courseScope(ctx, t, k)
+		if err != nil {
+			return nil, fmt.Errorf("course scope of %s: %w", k, err)
+		}
+		cache[k] = id
 	}
-	if len(missing) == 0 {
-		return got, nil
-	}
-	ids, err := insertIDs(ctx, t, "openedx_authz_scope", []string{"external_key"}, missing)
-	if err != nil {
-		return nil, fmt.Errorf("create scopes: %w", err)
-	}
-	link := make([][]any, len(ids))
-	for i, id := range ids {
-		link[i] = []any{id}
-	}
-	if err := insertRows(ctx, t, "openedx_authz_coursescope", []string{"scope_ptr_id"}, link); err != nil {
-		return nil, err
-	}
-	// Read back rather than trust RETURNING's row order.
-	return scopeIDs(ctx, t, keys)
+	return cache, nil
 }
 
-func scopeIDs(ctx context.Context, t *tx, keys []string) (map[string]int64, error) {
-	rows, err := t.query(ctx, "SELECT external_key, id FROM openedx_authz_scope WHERE external_key IN "+inList(len(keys)), anys(keys)...)
+func courseScope(ctx context.Context, t *tx, key string) (int64, error) {
+	overview, err := queryString(ctx, t, "SELECT id FROM "+store.CourseOverviewTable+" WHERE id = ?", key)
 	if err != nil {
-		return nil, fmt.Errorf("read scopes: %w", err)
+		return 0, fmt.Errorf("read course overview: %w", err)
 	}
-	defer rows.Close()
-	got := map[string]int64{}
-	for rows.Next() {
-		var k string
-		var id int64
-		if err := rows.Scan(&k, &id); err != nil {
-			return nil, err
+	const scopeByKey = "SELECT s.id FROM openedx_authz_scope s JOIN openedx_authz_coursescope c ON c.scope_ptr_id = s.id WHERE s.external_key = ?"
+	if overview == nil {
+		if id, err := queryID(ctx, t, scopeByKey, key); err != nil || id != 0 {
+			return id, err
 		}
-		got[k] = id
+		return newCourseScope(ctx, t, key, nil)
 	}
-	return got, rows.Err()
+	id, err := queryID(ctx, t, "SELECT scope_ptr_id FROM openedx_authz_coursescope WHERE course_overview_id = ? ORDER BY scope_ptr_id", *overview)
+	if err != nil {
+		return 0, err
+	}
+	if id != 0 {
+		_, err := t.exec(ctx, "UPDATE openedx_authz_scope SET external_key = ? WHERE id = ? AND (external_key IS NULL OR external_key = '')", key, id)
+		return id, err
+	}
+	pending, err := queryID(ctx, t, scopeByKey+" AND c.course_overview_id IS NULL", key)
+	if err != nil {
+		return 0, err
+	}
+	if pending != 0 {
+		_, err := t.exec(ctx, "UPDATE openedx_authz_coursescope SET course_overview_id = ? WHERE scope_ptr_id = ?", *overview, pending)
+		return pending, err
+	}
+	return newCourseScope(ctx, t, key, *overview)
+}
+
+func newCourseScope(ctx context.Context, t *tx, key string, overview any) (int64, error) {
+	ids, err := insertIDs(ctx, t, "openedx_authz_scope", []string{"external_key"}, [][]any{{key}})
+	if err != nil {
+		return 0, fmt.Errorf("create scope: %w", err)
+	}
+	if err := insertRows(ctx, t, "openedx_authz_coursescope", []string{"scope_ptr_id", "course_overview_id"}, [][]any{{ids[0], overview}}); err != nil {
+		return 0, err
+	}
+	return ids[0], nil
+}
+
+// queryID returns the first column of the first row as an id, 0 for no row.
+func queryID(ctx context.Context, t *tx, q string, args ...any) (int64, error) {
+	var id int64
+	err := t.queryRow(ctx, q, args...).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return id, err
+}
+
+// queryString returns the first column of the first row, nil for no row.
+func queryString(ctx context.Context, t *tx, q string, args ...any) (*string, error) {
+	var v string
+	err := t.queryRow(ctx, q, args...).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &v, nil
 }
 
 func setOf(in []string) map[string]bool {

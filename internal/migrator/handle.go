@@ -1,6 +1,8 @@
 package migrator
 
 import (
+	"authz-flag-consumer/internal/authz"
+
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -30,7 +32,7 @@ func (e *Engine) Handle(ctx context.Context, src Source, ch Change) (Result, err
 	}
 	org := ch.ScopeKey
 	if ch.ScopeType == CourseScope {
-		org, _ = CourseOrg(ch.ScopeKey)
+		org, _ = authz.CourseV1Org(ch.ScopeKey)
 	}
 	var (
 		res Result
@@ -95,11 +97,11 @@ func (e *Engine) ignoreReason(ch Change) string {
 	case ch.Flag != e.opts.WatchedFlag:
 		return fmt.Sprintf("flag %q is not the watched flag %q", ch.Flag, e.opts.WatchedFlag)
 	case ch.ScopeType == CourseScope:
-		if _, err := CourseOrg(ch.ScopeKey); err != nil {
+		if _, err := authz.CourseV1Org(ch.ScopeKey); err != nil {
 			return "not a course-v1 course key: " + ch.ScopeKey
 		}
 	case ch.ScopeType == OrgScope:
-		if err := ValidOrg(ch.ScopeKey); err != nil {
+		if err := authz.ValidOrg(ch.ScopeKey); err != nil {
 			return err.Error()
 		}
 	default:

@@ -218,7 +218,7 @@ func TestDecisionPassesOverSupersededRows(t *testing.T) {
 		// History from before the service (no events recorded) counts as in
 		// effect: on long ago, off now means rollback.
 		const c3 = "course-v1:OrgX+C3+2024"
-		fx.exec("INSERT INTO casbin_adapter_casbinrule (ptype, v0, v1, v2, v3, v4, v5) VALUES ('g', 'user^s1', 'role^course_staff', ?, '', '', '')", "course-v1^"+c3)
+		fx.exec("INSERT INTO casbin_rule (ptype, v0, v1, v2, v3, v4, v5) VALUES ('g', 'user^s1', 'role^course_staff', ?, '', '', '')", "course-v1^"+c3)
 		fx.override(migrator.CourseScope, c3, true, "on")
 		now := fx.override(migrator.CourseScope, c3, true, "off")
 		require.Equal(t, migrator.Rollback, fx.event("c2", migrator.CourseScope, c3, now).Direction)

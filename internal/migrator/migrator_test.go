@@ -1,6 +1,8 @@
 package migrator_test
 
 import (
+	"authz-flag-consumer/internal/authz"
+
 	"errors"
 	"fmt"
 	"strings"
@@ -19,7 +21,7 @@ const c1 = "course-v1:OrgX+C1+2024"
 
 func TestCourseForwardAndBackEveryRole(t *testing.T) {
 	dialects(t, func(t *testing.T, fx *fixture) {
-		for _, r := range migrator.LegacyRoles {
+		for _, r := range authz.LegacyRoles {
 			fx.legacy("u_"+r, "OrgX", c1, r)
 		}
 		fx.legacy("fin", "OrgX", c1, "finance_admin")
@@ -50,7 +52,7 @@ func TestCourseForwardAndBackEveryRole(t *testing.T) {
 		require.Equal(t, []string{c1}, fx.strings("SELECT external_key FROM openedx_authz_scope"))
 		require.Equal(t, 1, fx.count("openedx_authz_coursescope", ""))
 		require.Equal(t, 6, fx.count("openedx_authz_usersubject", ""))
-		require.Equal(t, 6, fx.count("openedx_authz_extendedcasbinrule e JOIN casbin_adapter_casbinrule c ON c.id = e.casbin_rule_id JOIN openedx_authz_scope s ON s.id = e.scope_id JOIN openedx_authz_usersubject us ON us.subject_ptr_id = e.subject_id",
+		require.Equal(t, 6, fx.count("openedx_authz_extendedcasbinrule e JOIN casbin_rule c ON c.id = e.casbin_rule_id JOIN openedx_authz_scope s ON s.id = e.scope_id JOIN openedx_authz_usersubject us ON us.subject_ptr_id = e.subject_id",
 			"e.casbin_rule_key = "+concat(fx.db.Dialect, "'g,'", "c.v0", "','", "c.v1", "','", "c.v2", "','")))
 		require.Equal(t, []string{"created|user^u_staff|role^course_staff|course-v1^" + c1 + "|NULL"},
 			fx.strings("SELECT operation, subject, role, scope, actor_id FROM openedx_authz_roleassignmentaudit WHERE subject = 'user^u_staff'"))
@@ -111,8 +113,8 @@ func TestExistingAssignmentAndNoLegacyEquivalent(t *testing.T) {
 	dialects(t, func(t *testing.T, fx *fixture) {
 		fx.legacy("s1", "OrgX", c1, "staff")
 		fx.legacy("s2", "OrgX", c1, "staff")
-		fx.exec("INSERT INTO casbin_adapter_casbinrule (ptype, v0, v1, v2, v3, v4, v5) VALUES ('g', 'user^s1', 'role^course_staff', ?, '', '', '')", "course-v1^"+c1)
-		fx.exec("INSERT INTO casbin_adapter_casbinrule (ptype, v0, v1, v2, v3, v4, v5) VALUES ('g', 'user^s3', 'role^course_editor', ?, '', '', '')", "course-v1^"+c1)
+		fx.exec("INSERT INTO casbin_rule (ptype, v0, v1, v2, v3, v4, v5) VALUES ('g', 'user^s1', 'role^course_staff', ?, '', '', '')", "course-v1^"+c1)
+		fx.exec("INSERT INTO casbin_rule (ptype, v0, v1, v2, v3, v4, v5) VALUES ('g', 'user^s3', 'role^course_editor', ?, '', '', '')", "course-v1^"+c1)
 
 		run := fx.run(migrator.Forward, migrator.CourseScope, c1)
 		require.Equal(t, migrator.StatusPartialSuccess, run.Status)
@@ -179,7 +181,7 @@ func TestOrphanedRunningRunIsRecovered(t *testing.T) {
 func TestConcurrentRunsOfOneOrgSerialize(t *testing.T) {
 	dialects(t, func(t *testing.T, fx *fixture) {
 		for i := 0; i < 60; i++ {
-			fx.legacy(fmt.Sprintf("u%02d", i), "OrgX", fmt.Sprintf("course-v1:OrgX+C%d+2024", i%5), migrator.LegacyRoles[i%6])
+			fx.legacy(fmt.Sprintf("u%02d", i), "OrgX", fmt.Sprintf("course-v1:OrgX+C%d+2024", i%5), authz.LegacyRoles[i%6])
 		}
 		var wg sync.WaitGroup
 		runs := make([]*migrator.Run, 4)

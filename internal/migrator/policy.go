@@ -1,6 +1,8 @@
 package migrator
 
 import (
+	"authz-flag-consumer/internal/authz"
+
 	"context"
 	"fmt"
 	"strings"
@@ -12,7 +14,7 @@ import (
 )
 
 // PolicyTable is openedx-authz's casbin table (django-casbin-adapter's).
-const PolicyTable = "casbin_adapter_casbinrule"
+const PolicyTable = store.PolicyTable
 
 // gormOn returns a gorm handle bound to the run's transaction, with the
 // casbin adapter's auto-migration off: the adapter's rule struct would alter
@@ -99,9 +101,9 @@ func likeEscape(s string) string {
 // one course scope, or an org's glob and all its course scopes.
 func scopeFilter(req Request) (string, []any) {
 	if req.ScopeType == OrgScope {
-		return "(v2 = ? OR v2 LIKE ? ESCAPE '!')", []any{courseNS + orgGlob(req.Org), likeEscape(courseNS+"course-v1:"+req.Org+"+") + "%"}
+		return "(v2 = ? OR v2 LIKE ? ESCAPE '!')", []any{authz.CourseNS + authz.OrgGlob(req.Org), likeEscape(authz.CourseNS+"course-v1:"+req.Org+"+") + "%"}
 	}
-	return "v2 = ?", []any{courseNS + req.CourseKeys[0]}
+	return "v2 = ?", []any{authz.CourseNS + req.CourseKeys[0]}
 }
 
 func ruleSetKey(sub, role, scope string) string { return sub + "\x00" + role + "\x00" + scope }

@@ -1,6 +1,8 @@
 package migrator
 
 import (
+	"authz-flag-consumer/internal/authz"
+
 	"context"
 	"fmt"
 	"strings"
@@ -35,30 +37,37 @@ func (e *Engine) rollback(ctx context.Context, t *tx, req Request, rep *report) 
 		pages.advance(batch[len(batch)-1].id)
 		var cands []grouping
 		for _, g := range batch {
-			g.username = strings.TrimPrefix(g.subject, userNS)
-			g.authz = strings.TrimPrefix(g.role, roleNS)
-			g.external = strings.TrimPrefix(g.scope, courseNS)
-			en := entry{subject: g.username, role: g.authz, scope: g.external}
-			var ok bool
-			g.org, g.courseID, ok = legacyOf(g.external)
+			g.username = strings.TrimPrefix(g.subject, authz.UserNS)
+			g.authz = strings.TrimPrefix(g.role, authz.RoleNS)
+			g.external = strings.TrimPrefix(g.scope, authz.CourseNS)
+			org, glob, ok := authz.ScopeOrg(g.external)
+			// The database selected by its own comparison (case-insensitive
+			// on MySQL, LIKE on SQLite); openedx-authz then keeps the
+			// assignments whose scope names the org or course exactly.
 			switch {
-			case !strings.HasPrefix(g.scope, courseNS) || !ok:
-				en.details = fmt.Sprintf("Scope '%s' is not a course or an org-wide course scope.", g.scope)
+			case req.ScopeType == OrgScope && ok && org != req.Org:
+				continue
+			case req.ScopeType == CourseScope && g.external != req.CourseKeys[0]:
+				continue
+			}
+			en := entry{subject: g.username, role: g.authz, scope: g.external}
+			g.org = org
+			if !glob {
+				g.courseID = g.external
+			}
+			switch {
+			case !strings.HasPrefix(g.scope, authz.CourseNS) || !ok:
+				en.details = fmt.Sprintf("Unexpected scope type: %s", g.scope)
 				rep.fail(ReasonUnexpectedScopeType, en)
 				continue
-			case req.ScopeType == OrgScope && excluded[g.courseID]:
+			case req.ScopeType == OrgScope && !glob && excluded[g.courseID]:
 				en.details = skippedDetails
 				rep.fail(ReasonSkippedForOverride, en)
 				continue
 			}
-			if g.legacy, ok = LegacyRole(g.authz); !ok || !strings.HasPrefix(g.role, roleNS) {
+			if g.legacy, ok = authz.LegacyRole(g.authz); !ok || !strings.HasPrefix(g.role, authz.RoleNS) {
 				en.details = fmt.Sprintf("Role '%s' has no legacy equivalent.", g.authz)
 				rep.fail(ReasonNoLegacyEquivalent, en)
-				continue
-			}
-			if !strings.HasPrefix(g.subject, userNS) {
-				en.details = fmt.Sprintf("Subject '%s' is not a user.", g.subject)
-				rep.fail(ReasonUnexpectedError, en)
 				continue
 			}
 			cands = append(cands, g)
@@ -101,8 +110,11 @@ func readGroupings(ctx context.Context, pages *pager) ([]grouping, error) {
 	return out, rows.Err()
 }
 
-// resolveUsers finds each candidate's user id; a user that no longer exists
-// is an unexpected_error for that rule.
+// resolveUsers finds each candidate's user through its openedx-authz user
+// subject, as openedx-authz's rollback does: a rule whose user has no
+// subject row (written without its companions) is an unexpected_error and
+// stays. The lookup compares as the database does; the match against the
+// rule's username is exact, as openedx-authz's dictionary lookup is.
 func (e *Engine) resolveUsers(ctx context.Context, t *tx, cands []grouping, rep *report) ([]grouping, error) {
 	if len(cands) == 0 {
 		return nil, nil
@@ -112,7 +124,8 @@ func (e *Engine) resolveUsers(ctx context.Context, t *tx, cands []grouping, rep 
 		names = append(names, g.username)
 	}
 	names = unique(names)
-	rows, err := t.query(ctx, "SELECT username, id FROM auth_user WHERE username IN "+inList(len(names)), anys(names)...)
+	rows, err := t.query(ctx, `SELECT u.username, u.id FROM openedx_authz_usersubject s JOIN auth_user u ON u.id = s.user_id
+		WHERE u.username IN `+inList(len(names)), anys(names)...)
 	if err != nil {
 		return nil, fmt.Errorf("read users: %w", err)
 	}
@@ -134,8 +147,9 @@ func (e *Engine) resolveUsers(ctx context.Context, t *tx, cands []grouping, rep 
 	for _, g := range cands {
 		id, ok := ids[g.username]
 		if !ok {
+			// openedx-authz reports the KeyError's text: the quoted username.
 			rep.fail(ReasonUnexpectedError, entry{subject: g.username, role: g.authz, scope: g.external,
-				details: fmt.Sprintf("User '%s' does not exist.", g.username)})
+				details: fmt.Sprintf("'%s'", g.username)})
 			continue
 		}
 		g.userID = id
@@ -144,46 +158,19 @@ func (e *Engine) resolveUsers(ctx context.Context, t *tx, cands []grouping, rep 
 	return kept, nil
 }
 
-// restoreLegacy gets or creates the legacy row of each candidate.
+// restoreLegacy gets or creates the legacy row of each candidate; an
+// existing row (by the database's comparison) is kept as it is.
 func restoreLegacy(ctx context.Context, t *tx, cands []grouping) error {
-	if len(cands) == 0 {
-		return nil
-	}
-	key := func(u int64, org, course, role string) string {
-		return fmt.Sprintf("%d\x00%s\x00%s\x00%s", u, org, course, role)
-	}
-	userIDs := make([]int64, len(cands))
-	for i, g := range cands {
-		userIDs[i] = g.userID
-	}
-	userIDs = unique(userIDs)
-	rows, err := t.query(ctx, "SELECT user_id, org, course_id, role FROM student_courseaccessrole WHERE user_id IN "+inList(len(userIDs)), anys(userIDs)...)
-	if err != nil {
-		return fmt.Errorf("read legacy roles: %w", err)
-	}
-	have := map[string]bool{}
-	for rows.Next() {
-		var u int64
-		var org, course, role string
-		if err := rows.Scan(&u, &org, &course, &role); err != nil {
-			rows.Close()
-			return err
-		}
-		have[key(u, org, course, role)] = true
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
+	seen := map[string]bool{}
 	var add [][]any
 	for _, g := range cands {
-		k := key(g.userID, g.org, g.courseID, g.legacy)
-		if !have[k] {
-			have[k] = true
+		k := fmt.Sprintf("%d\x00%s\x00%s\x00%s", g.userID, g.org, g.courseID, g.legacy)
+		if !seen[k] {
+			seen[k] = true
 			add = append(add, []any{g.userID, g.org, g.courseID, g.legacy})
 		}
 	}
-	return insertRows(ctx, t, "student_courseaccessrole", []string{"user_id", "org", "course_id", "role"}, add)
+	return insertRowsKeepExisting(ctx, t, "student_courseaccessrole", []string{"user_id", "org", "course_id", "role"}, "user_id, org, course_id, role", add)
 }
 
 // unassign removes the rules of cands with their extended rules, and writes

@@ -3,8 +3,11 @@ package store
 import (
 	"context"
 	"database/sql"
+	"embed"
+	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -88,16 +91,71 @@ func joinIdents(d Dialect, names []string) string {
 	return strings.Join(q, ", ")
 }
 
-// CreateSchema creates the Open edX tables (for the embedded default, tests
-// and standalone use; never in front of a production Open edX database) and
-// the service's own tables. Existing tables are left as they are.
+//go:embed ddl/*.sql
+var ddlFiles embed.FS
+
+// openEdXDDL returns the statements that create the Open edX tables on d,
+// exactly as the real Django migrations create them (ddl/*.sql is generated
+// from such databases by scripts/gen-ddl.sh).
+func openEdXDDL(d Dialect) ([]string, error) {
+	b, err := ddlFiles.ReadFile("ddl/" + string(d) + ".sql")
+	if err != nil {
+		return nil, fmt.Errorf("no Open edX DDL for %s: %w", d, err)
+	}
+	var stmts []string
+	for _, chunk := range strings.Split(string(b), ";\n\n") {
+		var lines []string
+		for _, l := range strings.Split(chunk, "\n") {
+			if !strings.HasPrefix(l, "--") {
+				lines = append(lines, l)
+			}
+		}
+		if stmt := strings.TrimSpace(strings.Join(lines, "\n")); stmt != "" {
+			stmts = append(stmts, stmt)
+		}
+	}
+	return stmts, nil
+}
+
+// ErrOpenEdXTablesExist means schema create found Open edX tables: Django
+// owns them there.
+var ErrOpenEdXTablesExist = errors.New("the database already holds Open edX tables")
+
+// CreateSchema creates the Open edX tables as the real Django migrations do
+// (for the embedded default, tests and standalone use) and the service's own
+// tables. It refuses a database that already holds any Open edX table:
+// there Django owns them, and only the service's own tables are ours to
+// create (Migrate).
 func (db *DB) CreateSchema(ctx context.Context) error {
+	var present []string
 	for _, t := range OpenEdXTables {
-		if err := db.createTable(ctx, t); err != nil {
+		live, err := db.columns(ctx, t.Name)
+		if err != nil {
 			return err
+		}
+		if len(live) > 0 {
+			present = append(present, t.Name)
+		}
+	}
+	if len(present) > 0 {
+		return fmt.Errorf("%w (%s): Django owns them there; run `consumer schema check` to compare them and `consumer schema migrate` to create only the service's own tables",
+			ErrOpenEdXTablesExist, strings.Join(present, ", "))
+	}
+	stmts, err := openEdXDDL(db.Dialect)
+	if err != nil {
+		return err
+	}
+	for _, stmt := range stmts {
+		if _, err := db.SQL.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("create Open edX tables: %s: %w", firstLine(stmt), err)
 		}
 	}
 	return db.Migrate(ctx)
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
 }
 
 func (db *DB) createTable(ctx context.Context, t Table) error {
@@ -152,8 +210,9 @@ func (db *DB) ownVersion(ctx context.Context) (int, error) {
 }
 
 type liveColumn struct {
-	typ      string
-	nullable bool
+	typ       string
+	nullable  bool
+	collation string // MySQL only
 }
 
 // columns reads a table's columns; an absent table gives an empty map.
@@ -161,12 +220,12 @@ func (db *DB) columns(ctx context.Context, table string) (map[string]liveColumn,
 	var q string
 	switch db.Dialect {
 	case MySQL:
-		q = "SELECT COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE = 'YES' FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?"
+		q = "SELECT COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE = 'YES', COALESCE(COLLATION_NAME, '') FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?"
 	case Postgres:
-		q = `SELECT column_name, CASE WHEN data_type = 'character varying' THEN data_type || '(' || character_maximum_length || ')' ELSE data_type END, is_nullable = 'YES'
+		q = `SELECT column_name, CASE WHEN data_type = 'character varying' THEN data_type || '(' || character_maximum_length || ')' ELSE data_type END, is_nullable = 'YES', ''
 		FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ?`
 	default:
-		q = `SELECT name, lower(type), "notnull" = 0 AND pk = 0 FROM pragma_table_info(?)`
+		q = `SELECT name, lower(type), "notnull" = 0 AND pk = 0, '' FROM pragma_table_info(?)`
 	}
 	rows, err := db.SQL.QueryContext(ctx, db.Rebind(q), table)
 	if err != nil {
@@ -175,21 +234,127 @@ func (db *DB) columns(ctx context.Context, table string) (map[string]liveColumn,
 	defer rows.Close()
 	cols := map[string]liveColumn{}
 	for rows.Next() {
-		var name, typ string
+		var name, typ, coll string
 		var nullable bool
-		if err := rows.Scan(&name, &typ, &nullable); err != nil {
+		if err := rows.Scan(&name, &typ, &nullable, &coll); err != nil {
 			return nil, fmt.Errorf("read columns of %s: %w", table, err)
 		}
-		cols[name] = liveColumn{typ: strings.ToLower(typ), nullable: nullable}
+		cols[name] = liveColumn{typ: strings.ToLower(typ), nullable: nullable, collation: strings.ToLower(coll)}
 	}
 	return cols, rows.Err()
+}
+
+// family is the kind of a column type as a server reports it, with the
+// width of a character column (0: unbounded).
+type family struct {
+	kind string // int, string, bool, datetime, json, decimal, blob
+	size int
+}
+
+var sized = regexp.MustCompile(`^(?:varchar|character varying|char|character)\((\d+)\)`)
+
+func liveFamily(d Dialect, typ string) family {
+	if m := sized.FindStringSubmatch(typ); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		return family{kind: "string", size: n}
+	}
+	base, _, _ := strings.Cut(typ, "(")
+	base = strings.Fields(base + " x")[0]
+	switch {
+	case typ == "tinyint(1)" || base == "bool" || base == "boolean":
+		return family{kind: "bool"}
+	case strings.HasSuffix(base, "int") || base == "integer":
+		return family{kind: "int"}
+	case strings.HasSuffix(base, "text") || base == "varchar" || base == "clob":
+		return family{kind: "string"}
+	case base == "datetime" || base == "timestamp" || base == "date":
+		return family{kind: "datetime"}
+	case base == "json" || base == "jsonb":
+		return family{kind: "json"}
+	case base == "decimal" || base == "numeric":
+		return family{kind: "decimal"}
+	case strings.HasSuffix(base, "blob") || base == "bytea":
+		return family{kind: "blob"}
+	}
+	return family{kind: typ}
+}
+
+func wantFamily(c Column) family {
+	switch c.Type {
+	case Int, BigInt:
+		return family{kind: "int"}
+	case Varchar:
+		return family{kind: "string", size: c.Size}
+	case Text:
+		return family{kind: "string"}
+	case Bool:
+		return family{kind: "bool"}
+	case DateTime:
+		return family{kind: "datetime"}
+	case JSON:
+		return family{kind: "json"}
+	case Decimal:
+		return family{kind: "decimal"}
+	}
+	return family{kind: "blob"}
+}
+
+// Difference is one way a live table differs from its definition.
+// Incompatible ones stop the service (it would fail, or write what
+// openedx-authz cannot read); the others are warnings.
+type Difference struct {
+	Table, Column, Problem string
+	Compatible             bool
+}
+
+func (d Difference) String() string {
+	s := d.Table + ": " + d.Problem
+	if d.Column != "" {
+		s = d.Table + "." + d.Column + ": " + d.Problem
+	}
+	if d.Compatible {
+		return "warning: " + s
+	}
+	return s
+}
+
+// compareColumn classifies how a live column differs from c, if it does.
+func compareColumn(d Dialect, c Column, lc liveColumn) []Difference {
+	var out []Difference
+	add := func(compatible bool, format string, args ...any) {
+		out = append(out, Difference{Column: c.Name, Problem: fmt.Sprintf(format, args...), Compatible: compatible})
+	}
+	want, got := wantFamily(c), liveFamily(d, lc.typ)
+	switch {
+	case want.kind == "json" && got.kind == "string" && got.size == 0:
+		// JSON stored as text (MariaDB's longtext, SQLite's text).
+	case want.kind != got.kind:
+		add(false, "type is %s, want %s (another type family)", lc.typ, columnType(d, c))
+	case want.kind == "string" && got.size > 0 && (want.size == 0 || got.size < want.size):
+		add(false, "type is %s, narrower than the %s this service writes", lc.typ, columnType(d, c))
+	case want.kind == "string" && want.size > 0 && (got.size == 0 || got.size > want.size):
+		add(true, "type is %s, wider than %s", lc.typ, columnType(d, c))
+	case want.kind == "int" && lc.typ != columnType(d, c) && !sameType(d, c, lc.typ):
+		add(true, "type is %s, want %s", lc.typ, columnType(d, c))
+	}
+	switch {
+	case c.Auto || c.PK:
+	case c.Null && !lc.nullable:
+		add(false, "NOT NULL, but this service writes NULL here")
+	case !c.Null && lc.nullable:
+		add(true, "nullable, want NOT NULL")
+	}
+	if d == MySQL && got.kind == "string" && (strings.HasSuffix(lc.collation, "_bin") || strings.HasSuffix(lc.collation, "_cs")) {
+		add(true, "collation %s compares case-sensitively; Open edX's MySQL compares case-insensitively, and runs select rows as the database compares them", lc.collation)
+	}
+	return out
 }
 
 var intWidth = regexp.MustCompile(`^(int|bigint|smallint)\(\d+\)`)
 
 // sameType compares a live column type with the expected one, forgiving what
-// servers report differently for the same thing (MariaDB's int(11), its JSON
-// as longtext, unsigned ids).
+// servers report differently for the same thing (MariaDB's int(11), unsigned
+// ids, SQLite's integer primary keys).
 func sameType(d Dialect, want Column, got string) bool {
 	exp := columnType(d, want)
 	if d == SQLite && want.Auto {
@@ -198,27 +363,13 @@ func sameType(d Dialect, want Column, got string) bool {
 	if d == MySQL {
 		got = intWidth.ReplaceAllString(got, "$1")
 		got = strings.TrimSuffix(got, " unsigned")
-		if want.Type == JSON && got == "longtext" {
-			return true
-		}
 	}
 	return got == exp
 }
 
-// Difference is one way a live table differs from its definition.
-type Difference struct {
-	Table, Column, Problem string
-}
-
-func (d Difference) String() string {
-	if d.Column == "" {
-		return d.Table + ": " + d.Problem
-	}
-	return d.Table + "." + d.Column + ": " + d.Problem
-}
-
 // Check compares the live database with every table definition, read-only,
-// and names every difference. Extra columns are not differences.
+// and names every difference. Extra columns, indexes and foreign keys are
+// not differences.
 func (db *DB) Check(ctx context.Context) ([]Difference, error) {
 	var diffs []Difference
 	tables := append(append([]Table{}, OpenEdXTables...), OwnTables...)
@@ -228,35 +379,45 @@ func (db *DB) Check(ctx context.Context) ([]Difference, error) {
 			return nil, err
 		}
 		if len(live) == 0 {
-			problem := "table is missing"
 			if t.Own {
-				problem += " (run `consumer schema migrate` to create the service's own tables)"
+				diffs = append(diffs, Difference{Table: t.Name, Compatible: true,
+					Problem: "table is missing (the service's own table: `consumer run` or `consumer schema migrate` creates it)"})
+				continue
 			}
-			diffs = append(diffs, Difference{Table: t.Name, Problem: problem})
+			diffs = append(diffs, Difference{Table: t.Name, Problem: "table is missing"})
 			continue
 		}
 		for _, c := range t.Columns {
 			lc, ok := live[c.Name]
-			switch {
-			case !ok:
-				diffs = append(diffs, Difference{t.Name, c.Name, "column is missing"})
-			case !sameType(db.Dialect, c, lc.typ):
-				diffs = append(diffs, Difference{t.Name, c.Name, fmt.Sprintf("type is %s, want %s", lc.typ, columnType(db.Dialect, c))})
-			case lc.nullable != c.Null && !c.Auto && !c.PK:
-				want := "NOT NULL"
-				if c.Null {
-					want = "NULL"
-				}
-				diffs = append(diffs, Difference{t.Name, c.Name, "nullability differs, want " + want})
+			if !ok {
+				diffs = append(diffs, Difference{Table: t.Name, Column: c.Name, Problem: "column is missing"})
+				continue
+			}
+			for _, d := range compareColumn(db.Dialect, c, lc) {
+				d.Table = t.Name
+				diffs = append(diffs, d)
 			}
 		}
 	}
-	if len(diffs) == 0 {
+	if Incompatible(diffs) == 0 {
 		if v, err := db.ownVersion(ctx); err != nil {
 			return nil, err
-		} else if v != SchemaVersion {
-			diffs = append(diffs, Difference{Table: "authz_consumer_schema", Problem: fmt.Sprintf("own tables at version %d, want %d", v, SchemaVersion)})
+		} else if v > SchemaVersion {
+			diffs = append(diffs, Difference{Table: "authz_consumer_schema", Problem: fmt.Sprintf("own tables at version %d, newer than this binary's %d: upgrade the binary", v, SchemaVersion)})
+		} else if v > 0 && v < SchemaVersion {
+			diffs = append(diffs, Difference{Table: "authz_consumer_schema", Compatible: true, Problem: fmt.Sprintf("own tables at version %d, want %d (`consumer schema migrate` upgrades them)", v, SchemaVersion)})
 		}
 	}
 	return diffs, nil
+}
+
+// Incompatible counts the differences that are not mere warnings.
+func Incompatible(diffs []Difference) int {
+	n := 0
+	for _, d := range diffs {
+		if !d.Compatible {
+			n++
+		}
+	}
+	return n
 }

@@ -31,9 +31,9 @@ func TestSchemaCreateThenCheck(t *testing.T) {
 			require.Empty(t, diffs)
 
 			// What the stock gorm-adapter auto-migration would do, and a dropped column.
-			alter := "ALTER TABLE casbin_adapter_casbinrule ALTER COLUMN v0 TYPE varchar(100)"
+			alter := "ALTER TABLE casbin_rule ALTER COLUMN v0 TYPE varchar(100)"
 			if name == "mysql" {
-				alter = "ALTER TABLE casbin_adapter_casbinrule MODIFY v0 varchar(100) NULL"
+				alter = "ALTER TABLE casbin_rule MODIFY v0 varchar(100) NULL"
 			}
 			if name != "sqlite" {
 				_, err = db.SQL.ExecContext(ctx, alter)
@@ -49,7 +49,7 @@ func TestSchemaCreateThenCheck(t *testing.T) {
 			}
 			require.Contains(t, got, "openedx_authz_roleassignmentaudit.actor_id: column is missing")
 			if name != "sqlite" {
-				require.True(t, strings.HasPrefix(strings.Join(got, "\n"), "casbin_adapter_casbinrule.v0: type is"), "%v", got)
+				require.True(t, strings.HasPrefix(strings.Join(got, "\n"), "casbin_rule.v0: type is"), "%v", got)
 			}
 		})
 	}

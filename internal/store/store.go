@@ -165,3 +165,19 @@ func (db *DB) Returning() bool { return db.Dialect != MySQL || db.MariaDB }
 
 // MaskURL hides the password of a database URL, so it can be logged.
 func MaskURL(raw string) string { return config.MaskURL(raw) }
+
+// InsertKeepExisting returns the verb and suffix of an INSERT that leaves
+// out rows whose unique column conflict already holds, compared as the
+// database compares (case-insensitively under MySQL's _ci collations).
+// conflict names the unique key's columns, comma separated.
+func InsertKeepExisting(d Dialect, conflict string) (verb, suffix string) {
+	switch d {
+	case MySQL:
+		first, _, _ := strings.Cut(conflict, ",")
+		return "INSERT INTO", " ON DUPLICATE KEY UPDATE " + first + " = " + first
+	case Postgres:
+		return "INSERT INTO", " ON CONFLICT (" + conflict + ") DO NOTHING"
+	default:
+		return "INSERT OR IGNORE INTO", ""
+	}
+}

@@ -41,62 +41,55 @@ type Table struct {
 	Own     bool // an authz_consumer_* table this service owns
 }
 
-func col(name string, t ColType) Column      { return Column{Name: name, Type: t} }
-func vc(name string, size int) Column        { return Column{Name: name, Type: Varchar, Size: size} }
-func null(c Column) Column                   { c.Null = true; return c }
-func autoID(t ColType) Column                { return Column{Name: "id", Type: t, Auto: true} }
-func pkCol(name string, t ColType) Column    { return Column{Name: name, Type: t, PK: true} }
+func col(name string, t ColType) Column { return Column{Name: name, Type: t} }
+func vc(name string, size int) Column   { return Column{Name: name, Type: Varchar, Size: size} }
+func null(c Column) Column              { c.Null = true; return c }
+func autoID(t ColType) Column           { return Column{Name: "id", Type: t, Auto: true} }
+func pkCol(name string, t ColType, size int) Column {
+	return Column{Name: name, Type: t, Size: size, PK: true}
+}
 func idx(name string, cols ...string) Index  { return Index{Name: name, Columns: cols} }
 func uniq(name string, cols ...string) Index { return Index{Name: name, Columns: cols, Unique: true} }
 
-// OpenEdXTables are the Open edX tables of SPEC 2, with the columns and types
-// Django's migrations give them on MySQL. In production Django owns them: the
-// service only reads and writes rows.
+// OpenEdXTables are the Open edX tables the service reads and writes, with
+// the columns it uses, as the real Django migrations make them (see
+// ddl/*.sql, generated from such databases). In production Django owns
+// them: the service only reads and writes rows, and `schema check` compares
+// these columns with the live ones. Extra columns, indexes and foreign keys
+// are Django's business.
 var OpenEdXTables = []Table{
 	{Name: "auth_user", Columns: []Column{
 		autoID(Int), vc("password", 128), null(col("last_login", DateTime)), col("is_superuser", Bool),
 		vc("username", 150), vc("first_name", 150), vc("last_name", 150), vc("email", 254),
 		col("is_staff", Bool), col("is_active", Bool), col("date_joined", DateTime),
-	}, Indexes: []Index{uniq("auth_user_username_uniq", "username")}},
+	}},
+	{Name: CourseOverviewTable, Columns: []Column{pkCol("id", Varchar, 255)}},
 	{Name: "student_courseaccessrole", Columns: []Column{
 		autoID(Int), vc("org", 64), vc("course_id", 255), vc("role", 64), col("user_id", Int),
-	}, Indexes: []Index{
-		uniq("student_courseaccessrole_user_id_org_course_id_role_uniq", "user_id", "org", "course_id", "role"),
-		idx("student_courseaccessrole_org_idx", "org"),
-		idx("student_courseaccessrole_course_id_idx", "course_id"),
-		idx("student_courseaccessrole_role_idx", "role"),
 	}},
 	{Name: "waffle_flag", Columns: []Column{
 		autoID(Int), vc("name", 100), null(col("everyone", Bool)), null(Column{Name: "percent", Type: Decimal}),
 		col("testing", Bool), col("superusers", Bool), col("staff", Bool), col("authenticated", Bool),
 		col("languages", Text), col("rollout", Bool), col("note", Text), col("created", DateTime), col("modified", DateTime),
-	}, Indexes: []Index{uniq("waffle_flag_name_uniq", "name"), idx("waffle_flag_created_idx", "created")}},
+	}},
 	overrideTable("waffle_utils_waffleflagcourseoverridemodel", "course_id"),
 	overrideTable("waffle_utils_waffleflagorgoverridemodel", "org"),
-	{Name: "casbin_adapter_casbinrule", Columns: []Column{
+	{Name: PolicyTable, Columns: []Column{
 		autoID(Int), vc("ptype", 255), vc("v0", 255), vc("v1", 255), vc("v2", 255), vc("v3", 255), vc("v4", 255), vc("v5", 255),
 	}},
-	{Name: "openedx_authz_scope", Columns: []Column{autoID(BigInt), null(vc("external_key", 255))},
-		Indexes: []Index{uniq("openedx_authz_scope_external_key_uniq", "external_key")}},
-	{Name: "openedx_authz_coursescope", Columns: []Column{pkCol("scope_ptr_id", BigInt), null(vc("course_overview_id", 255))},
-		Indexes: []Index{idx("openedx_authz_coursescope_course_overview_id_idx", "course_overview_id")}},
+	{Name: "openedx_authz_scope", Columns: []Column{autoID(BigInt), null(vc("external_key", 255))}},
+	{Name: "openedx_authz_coursescope", Columns: []Column{pkCol("scope_ptr_id", BigInt, 0), null(vc("course_overview_id", 255))}},
 	{Name: "openedx_authz_subject", Columns: []Column{autoID(BigInt)}},
-	{Name: "openedx_authz_usersubject", Columns: []Column{pkCol("subject_ptr_id", BigInt), null(col("user_id", Int))},
-		Indexes: []Index{idx("openedx_authz_usersubject_user_id_idx", "user_id")}},
+	{Name: "openedx_authz_usersubject", Columns: []Column{pkCol("subject_ptr_id", BigInt, 0), null(col("user_id", Int))}},
 	{Name: "openedx_authz_extendedcasbinrule", Columns: []Column{
 		autoID(BigInt), vc("casbin_rule_key", 255), null(col("description", Text)), col("created_at", DateTime),
 		col("updated_at", DateTime), null(col("metadata", JSON)), col("casbin_rule_id", Int),
 		null(col("scope_id", BigInt)), null(col("subject_id", BigInt)),
-	}, Indexes: []Index{
-		uniq("openedx_authz_extendedcasbinrule_casbin_rule_key_uniq", "casbin_rule_key"),
-		uniq("openedx_authz_extendedcasbinrule_casbin_rule_id_uniq", "casbin_rule_id"),
-		idx("openedx_authz_extendedcasbinrule_scope_id_idx", "scope_id"),
-		idx("openedx_authz_extendedcasbinrule_subject_id_idx", "subject_id"),
 	}},
 	{Name: "openedx_authz_roleassignmentaudit", Columns: []Column{
 		autoID(BigInt), vc("operation", 20), vc("subject", 255), vc("role", 255), vc("scope", 255),
 		null(col("actor_id", Int)), col("timestamp", DateTime),
-	}, Indexes: []Index{idx("role_audit_subject_idx", "subject"), idx("role_audit_scope_idx", "scope")}},
+	}},
 	{Name: "openedx_authz_authzcourseauthoringmigrationrun", Columns: []Column{
 		autoID(BigInt), vc("migration_type", 20), vc("scope_type", 20), vc("scope_key", 255), vc("status", 20),
 		col("created_at", DateTime), col("updated_at", DateTime), null(col("completed_at", DateTime)), col("metadata", JSON),
@@ -107,9 +100,6 @@ func overrideTable(name, keyCol string) Table {
 	return Table{Name: name, Columns: []Column{
 		autoID(Int), col("change_date", DateTime), col("enabled", Bool), vc("waffle_flag", 255), vc(keyCol, 255),
 		vc("override_choice", 3), col("note", Text), null(col("changed_by_id", Int)),
-	}, Indexes: []Index{
-		idx(name+"_waffle_flag_idx", "waffle_flag"),
-		idx(name+"_"+keyCol+"_idx", keyCol),
 	}}
 }
 
@@ -135,3 +125,10 @@ var OwnTables = []Table{
 		col("parked_at", DateTime), null(col("redriven_at", DateTime)),
 	}, Indexes: []Index{uniq("authz_consumer_parked_source_uniq", "topic", "partition_no", "offset_no")}},
 }
+
+// Names of the Open edX tables the service reads and writes, as the real
+// Django migrations name them.
+const (
+	PolicyTable         = "casbin_rule" // casbin-django-orm-adapter's CasbinRule.Meta.db_table
+	CourseOverviewTable = "course_overviews_courseoverview"
+)
