@@ -13,6 +13,9 @@
 #   scripts/python.sh e2e       end-to-end on main: plugin -> edx-event-bus-kafka -> real Kafka broker +
 #                               schema registry -> captured message checked against the Go decoder
 #   scripts/python.sh vectors   regenerate schemas/testdata/vectors.json with the real serializers (main)
+#   scripts/python.sh coinstall pip's resolver (dry run, needs PyPI): the plugin with its kafka extra
+#                               installs next to openedx-authz (AUTHZ_COINSTALL, default
+#                               openedx-authz==1.35.0) under requirements-test.txt's pins
 #
 # Interpreters: main takes AUTHZ_PYTHON, else python3.12 on PATH, else
 # $(pyenv root)/versions/3.12*/bin/python3.12; min takes AUTHZ_PYTHON_MIN, else python3.11, else
@@ -127,6 +130,34 @@ cmd_vectors() {
 	(cd "$PY_DIR" && "$VENV/bin/python" tools/make_vectors.py "$ROOT/schemas/testdata/vectors.json")
 }
 
+# A dry run of pip's resolver: can the plugin (with edx-event-bus-kafka and confluent-kafka) be
+# installed into an LMS that has edx-platform master's pins and openedx-authz? Nothing is installed.
+cmd_coinstall() {
+	make_venv main
+	local spec="${AUTHZ_COINSTALL:-openedx-authz==1.35.0}" tmp
+	tmp="$(mktemp -d)"
+	# pip constraints take no extras: drop them from the pins.
+	sed 's/\[[^]]*\]//' "$REQS" >"$tmp/constraints.txt"
+	log "resolving $PY_DIR[kafka] + $spec under $(basename "$REQS")'s pins (dry run)"
+	local rc=0
+	"$VENV/bin/python" -m pip --disable-pip-version-check --cache-dir "$PIP_CACHE" install --dry-run \
+		--ignore-installed --quiet --report "$tmp/report.json" -c "$tmp/constraints.txt" "$PY_DIR[kafka]" $spec || rc=$?
+	if [ "$rc" -ne 0 ]; then
+		rm -rf "$tmp"
+		log "the plugin cannot be installed next to $spec with these pins"
+		return "$rc"
+	fi
+	"$VENV/bin/python" - "$tmp/report.json" <<'PY'
+import json, sys
+got = {i["metadata"]["name"].lower().replace("_", "-"): i["metadata"]["version"]
+       for i in json.load(open(sys.argv[1]))["install"]}
+keys = ["openedx-authz-flag-events", "openedx-authz", "openedx-events", "django", "edx-event-bus-kafka",
+        "confluent-kafka", "edx-opaque-keys", "edx-django-utils", "fastavro", "attrs"]
+print("coinstall: resolves (%d packages): %s" % (len(got), ", ".join(f"{k} {got[k]}" for k in keys if k in got)))
+PY
+	rm -rf "$tmp"
+}
+
 # The end-to-end test needs a Kafka broker (scripts/kafka.sh start) and a schema registry: the
 # Go dev-registry is started here unless AUTHZ_TEST_SCHEMA_REGISTRY_URL names one. The consumed
 # messages land in AUTHZ_E2E_CAPTURED (default .cache/python-e2e/captured.json), in the test
@@ -185,8 +216,9 @@ test) shift; cmd_test "$@" ;;
 test-min) shift; cmd_test_min "$@" ;;
 e2e) shift; cmd_e2e "$@" ;;
 vectors) shift; cmd_vectors "$@" ;;
+coinstall) shift; cmd_coinstall "$@" ;;
 *)
-	echo "usage: $0 venv|venv-min|test|test-min|e2e|vectors [pytest args]" >&2
+	echo "usage: $0 venv|venv-min|test|test-min|e2e|vectors|coinstall [pytest args]" >&2
 	exit 2
 	;;
 esac
