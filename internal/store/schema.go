@@ -319,7 +319,7 @@ func (d Difference) String() string {
 }
 
 // compareColumn classifies how a live column differs from c, if it does.
-func compareColumn(d Dialect, c Column, lc liveColumn) []Difference {
+func compareColumn(d Dialect, t Table, c Column, lc liveColumn) []Difference {
 	var out []Difference
 	add := func(compatible bool, format string, args ...any) {
 		out = append(out, Difference{Column: c.Name, Problem: fmt.Sprintf(format, args...), Compatible: compatible})
@@ -344,7 +344,7 @@ func compareColumn(d Dialect, c Column, lc liveColumn) []Difference {
 	case !c.Null && lc.nullable:
 		add(true, "nullable, want NOT NULL")
 	}
-	if d == MySQL && got.kind == "string" && (strings.HasSuffix(lc.collation, "_bin") || strings.HasSuffix(lc.collation, "_cs")) {
+	if d == MySQL && !t.Own && c.Type == Varchar && (strings.HasSuffix(lc.collation, "_bin") || strings.HasSuffix(lc.collation, "_cs")) {
 		add(true, "collation %s compares case-sensitively; Open edX's MySQL compares case-insensitively, and runs select rows as the database compares them", lc.collation)
 	}
 	return out
@@ -393,7 +393,7 @@ func (db *DB) Check(ctx context.Context) ([]Difference, error) {
 				diffs = append(diffs, Difference{Table: t.Name, Column: c.Name, Problem: "column is missing"})
 				continue
 			}
-			for _, d := range compareColumn(db.Dialect, c, lc) {
+			for _, d := range compareColumn(db.Dialect, t, c, lc) {
 				d.Table = t.Name
 				diffs = append(diffs, d)
 			}
