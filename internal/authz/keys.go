@@ -115,10 +115,7 @@ func parseSlashKey(s string) (CourseKey, error) {
 // CourseV1Org returns the org of a course-v1 key, or an error naming the key.
 func CourseV1Org(key string) (string, error) {
 	k, err := ParseCourseKey(key)
-	if err != nil {
-		return "", err
-	}
-	if k.Kind != KeyCourseV1 {
+	if err != nil || k.Kind != KeyCourseV1 {
 		return "", fmt.Errorf("%q is not a course-v1 course key (course-v1:ORG+COURSE+RUN)", key)
 	}
 	return k.Org, nil
