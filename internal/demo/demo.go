@@ -6,11 +6,11 @@
 package demo
 
 import (
+	"authz-flag-consumer/internal/authz"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"authz-flag-consumer/internal/events"
@@ -83,7 +83,36 @@ func Seed(ctx context.Context, db *store.DB) error {
 	if _, err := EnsureUser(ctx, db, Admin); err != nil {
 		return err
 	}
+	// The CMS makes an overview row for each course; CourseData has none yet
+	// (its scope stays pending until the course exists, as in openedx-authz).
+	for _, k := range []string{CourseIntro, CourseAdv, CourseBio} {
+		if err := EnsureOverview(ctx, db, k); err != nil {
+			return err
+		}
+	}
 	return AddRoles(ctx, db, Roles...)
+}
+
+// EnsureOverview creates the course_overviews_courseoverview row of a course
+// unless it exists, with the columns Open edX requires.
+func EnsureOverview(ctx context.Context, db *store.DB, courseKey string) error {
+	var id string
+	err := db.SQL.QueryRowContext(ctx, db.Rebind("SELECT id FROM "+store.CourseOverviewTable+" WHERE id = ?"), courseKey).Scan(&id)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("read course overview %s: %w", courseKey, err)
+	}
+	now := time.Now().UTC()
+	_, err = db.SQL.ExecContext(ctx, db.Rebind(`INSERT INTO `+store.CourseOverviewTable+` (created, modified, version, id, _location,
+		org, display_name, display_number_with_default, display_org_with_default, course_image_url, visible_to_staff_only,
+		invitation_only, self_paced) VALUES (?, ?, 1, ?, '', ?, ?, '', ?, '', ?, ?, ?)`),
+		now, now, courseKey, OrgOf(courseKey), courseKey, OrgOf(courseKey), false, false, false)
+	if err != nil {
+		return fmt.Errorf("create course overview %s: %w", courseKey, err)
+	}
+	return nil
 }
 
 // Team returns a course team of n legacy roles for courseKey, with users
@@ -106,11 +135,7 @@ func Team(prefix, courseKey string, n int) []Role {
 
 // OrgOf returns the org part of a course-v1 key ("" when key is not one).
 func OrgOf(courseKey string) string {
-	rest, ok := strings.CutPrefix(courseKey, "course-v1:")
-	if !ok {
-		return ""
-	}
-	org, _, _ := strings.Cut(rest, "+")
+	org, _ := authz.CourseV1Org(courseKey)
 	return org
 }
 
