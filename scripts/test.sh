@@ -3,7 +3,9 @@
 # the tests need (MariaDB, PostgreSQL, an Apache Kafka 4 broker, the Python
 # virtual environment, helm and kubeconform), then runs every tier:
 #   go vet, the Go tests (SQLite, MariaDB, PostgreSQL, kfake, real Kafka),
-#   the Python producer tests and its end-to-end test, the Helm chart checks.
+#   the Python producer tests (current pins and the lower bound) and its end-to-end test,
+#   the Open edX compatibility tier (real Django migrations, openedx-authz's own API),
+#   the Helm chart checks.
 # Servers this script started are stopped at the end.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,12 +25,19 @@ go vet ./...
 step "go test (all tiers)"
 go test -count=1 -timeout 40m ./...
 
-step "python: producer plugin tests"
+step "python: producer plugin tests (Python 3.12, Django 5.2, openedx-events 11: what edx-platform master pins)"
 bash scripts/python.sh test
+step "python: producer plugin tests on the lower bound (Python 3.11, openedx-events 10.5)"
+bash scripts/python.sh test-min
 if grep -q 'e2e)' scripts/python.sh; then
 	step "python: end-to-end (plugin -> Kafka -> Go decoder)"
 	bash scripts/python.sh e2e
 fi
+
+step "Open edX compatibility: schema create's DDL is what the real Django migrations make"
+bash scripts/gen-ddl.sh check
+step "Open edX compatibility tier: the binary on Django-migrated SQLite and MariaDB, checked with openedx-authz's API"
+bash scripts/compat.sh test
 
 if [ -f scripts/helm-check.sh ]; then
 	step "helm: lint, render, kubeconform"
