@@ -78,3 +78,27 @@ func splitArgs(s string) []string {
 	}
 	return out
 }
+
+// `run` checks the Open edX tables before it creates anything, even its own
+// tables; `schema create` refuses a database that already has them.
+func TestRunRefusesANonOpenEdXDatabaseUntouched(t *testing.T) {
+	url := "sqlite:///" + filepath.ToSlash(filepath.Join(t.TempDir(), "empty.db"))
+	_, err := consumerCmd(t, "run", "--database-url", url, "--brokers", "127.0.0.1:1", "--http-addr", "127.0.0.1:0")
+	require.ErrorContains(t, err, "does not have the Open edX tables as expected: auth_user: table is missing")
+	db, err := store.Open(context.Background(), url)
+	require.NoError(t, err)
+	defer db.Close()
+	var n int
+	require.NoError(t, db.SQL.QueryRow("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'").Scan(&n))
+	require.Zero(t, n, "no table created, not even the service's own")
+
+	out, err := consumerCmd(t, "schema", "create", "--database-url", url)
+	require.NoError(t, err)
+	require.Contains(t, out, "as Open edX's migrations make them")
+	_, err = consumerCmd(t, "schema", "create", "--database-url", url)
+	require.ErrorContains(t, err, "already holds Open edX tables")
+	require.ErrorContains(t, err, "consumer schema migrate")
+	out, err = consumerCmd(t, "schema", "check", "--database-url", url)
+	require.NoError(t, err)
+	require.Contains(t, out, "schema check: the 14 Open edX tables are compatible (0 warnings)")
+}
