@@ -7,7 +7,8 @@
 #   scripts/compat.sh venv              Python 3.12 venv at .cache/compat/venv from
 #                                       compat/requirements.txt (reused while the requirements and
 #                                       the interpreter are unchanged)
-#   scripts/compat.sh migrate URL       drop/create that database and run `manage.py migrate`
+#   scripts/compat.sh migrate URL       drop/create that database, run `manage.py migrate` and
+#                                       openedx-authz's `load_policies` (as a deployment does)
 #   scripts/compat.sh schema URL        print its schema (SQLite: sqlite_master SQL; MariaDB:
 #                                       SHOW CREATE TABLE of every table)
 #   scripts/compat.sh dumps             migrate a fresh SQLite file and MariaDB database and write
@@ -112,7 +113,9 @@ cmd_migrate() { # URL
 	cmd_venv
 	(cd "$COMPAT" && "$PY" dbtool.py reset "$1")
 	manage "$1" migrate --noinput -v 0
-	log "migrated $1"
+	# As an Open edX deployment does after migrating: openedx-authz's role definitions (p/g2 rules).
+	manage "$1" load_policies -v 0
+	log "migrated $1 (and loaded openedx-authz's policies)"
 }
 
 cmd_schema() { # URL

@@ -159,7 +159,10 @@ def seed_database(fx: Fixture) -> None:
             fx.notes.append(f"seed: duplicate under this collation, skipped {(u, org, course_id, role)}")
     env.fresh_process_view()
     for u, role, scope in fx.preassigned:
-        ok = users_api.assign_role_to_user_in_scope(u, role, scope)
+        try:
+            ok = users_api.assign_role_to_user_in_scope(u, role, scope)
+        except Exception as exc:  # pylint: disable=broad-exception-caught
+            ok = f"refused: {type(exc).__name__}: {exc}"  # e.g. openedx-authz rejects a Unicode org glob
         fx.notes.append(f"seed: preassigned {(u, role, scope)} -> {ok}")
     connections.close_all()
 
@@ -320,7 +323,7 @@ def run_fixture(fx: Fixture):
 
 
 def test_differential():
-    n = int(os.environ.get("COMPAT_DIFF_FIXTURES", "12"))
+    n = int(os.environ.get("COMPAT_DIFF_FIXTURES", "20"))
     first = int(os.environ.get("COMPAT_DIFF_SEED", "1"))
     equal, differ, only_extra_keys = 0, 0, 0
     examples: dict = {}
