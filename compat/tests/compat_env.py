@@ -15,6 +15,7 @@ its rows copied), so every test starts from the same migrated state quickly.
 """
 from __future__ import annotations
 
+import atexit
 import itertools
 import os
 import shutil
@@ -134,6 +135,17 @@ def fresh_process_view() -> None:
 
 
 _template: Database | None = None
+
+
+def _cleanup() -> None:
+    """At exit: drop the template database (MariaDB) and the temp directory (SQLite files)."""
+    if _template is not None and BACKEND == "mysql":
+        _template.drop()
+    if os.environ.get("COMPAT_KEEP_DATABASES") != "1":
+        shutil.rmtree(_WORKDIR, ignore_errors=True)
+
+
+atexit.register(_cleanup)
 
 
 def template() -> Database:
