@@ -2,6 +2,7 @@ package authz
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 )
 
@@ -44,6 +45,19 @@ func AuthzRole(legacy string) (string, bool) { a, ok := legacyToAuthz[legacy]; r
 
 // LegacyRole maps an authz role back; ok is false when it has no legacy equivalent.
 func LegacyRole(authz string) (string, bool) { l, ok := authzToLegacy[authz]; return l, ok }
+
+// globOrg is what openedx-authz accepts as the org of an org-wide scope
+// (OrgGlobData.ORG_NAME_VALID_PATTERN): narrower than a course key's org.
+var globOrg = regexp.MustCompile(`^[a-zA-Z0-9._-]+$`)
+
+// GlobOrgProblem says why openedx-authz cannot hold an org-wide scope for
+// org, or "" when it can.
+func GlobOrgProblem(org string) string {
+	if globOrg.MatchString(org) {
+		return ""
+	}
+	return fmt.Sprintf("openedx-authz cannot hold an org-wide scope for org '%s': its org globs allow only ASCII letters, digits, '.', '_' and '-'; the row stays", org)
+}
 
 // OrgGlob is the external key of an org-wide scope: course-v1:<org>+*.
 func OrgGlob(org string) string { return CourseV1Prefix + org + "+*" }

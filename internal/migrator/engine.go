@@ -2,6 +2,7 @@ package migrator
 
 import (
 	"authz-flag-consumer/internal/authz"
+	"github.com/google/uuid"
 
 	"context"
 	"database/sql"
@@ -281,6 +282,13 @@ func (e *Engine) runIn(ctx context.Context, t *tx, req Request) (*Run, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s %s %s: %w", req.Direction, req.ScopeType, req.scopeKey(), err)
 	}
+	if rep.successCount > 0 {
+		// Every LMS/CMS process caches the policy and reloads it only when
+		// this version changes (openedx-authz's invalidate_policy_cache).
+		if err := bumpPolicyVersion(ctx, t); err != nil {
+			return nil, err
+		}
+	}
 	run.Status = StatusCompleted
 	if rep.errorCount > 0 {
 		run.Status = StatusPartialSuccess
@@ -479,6 +487,31 @@ func insertRows(ctx context.Context, t *tx, table string, cols []string, rows []
 		if _, err := t.exec(ctx, q, args...); err != nil {
 			return fmt.Errorf("insert into %s: %w", table, err)
 		}
+	}
+	return nil
+}
+
+// bumpPolicyVersion writes a new openedx-authz policy version, as
+// openedx-authz's AuthzEnforcer.invalidate_policy_cache does, in the run's
+// transaction: running enforcers reload the policy on their next check.
+func bumpPolicyVersion(ctx context.Context, t *tx) error {
+	native, err := t.db.NativeUUID(ctx, store.PolicyCacheTable, "version")
+	if err != nil {
+		return err
+	}
+	v := uuid.New()
+	value := any(strings.ReplaceAll(v.String(), "-", "")) // Django's char(32) form
+	if native {
+		value = v.String()
+	}
+	// The singleton row may not exist yet (openedx-authz creates it on first
+	// use): create it if missing, then set it. Concurrent runs of other orgs
+	// queue on the row until the first commits.
+	if err := insertRowsKeepExisting(ctx, t, store.PolicyCacheTable, []string{"id", "version"}, "id", [][]any{{1, value}}); err != nil {
+		return fmt.Errorf("bump policy version: %w", err)
+	}
+	if _, err := t.exec(ctx, "UPDATE "+store.PolicyCacheTable+" SET version = ? WHERE id = 1", value); err != nil {
+		return fmt.Errorf("bump policy version: %w", err)
 	}
 	return nil
 }

@@ -74,6 +74,14 @@ func (e *Engine) forward(ctx context.Context, t *tx, req Request, rep *report) e
 			if r.courseID != "" && !strings.HasPrefix(r.courseID, authz.CourseV1Prefix) {
 				continue // another spelling of the prefix: not selected, as openedx-authz's case-sensitive startswith
 			}
+			if r.courseID == "" {
+				if msg := authz.GlobOrgProblem(r.org); msg != "" {
+					// openedx-authz raises on such a glob and fails the whole run.
+					en.details = msg
+					rep.fail(ReasonNoScope, en)
+					continue
+				}
+			}
 			if r.courseID != "" {
 				if _, err := authz.CourseV1Org(r.courseID); err != nil {
 					// openedx-authz fails the whole run on such a row; one
@@ -261,6 +269,12 @@ func courseScope(ctx context.Context, t *tx, key string) (int64, error) {
 	overview, err := queryString(ctx, t, "SELECT id FROM "+store.CourseOverviewTable+" WHERE id = ?", key)
 	if err != nil {
 		return 0, fmt.Errorf("read course overview: %w", err)
+	}
+	if overview != nil && *overview != key {
+		// Found only by the database's case-insensitive comparison: like
+		// openedx-authz's CourseOverviewData.get_object, which requires the
+		// canonical key, treat the course as having no overview row.
+		overview = nil
 	}
 	const scopeByKey = "SELECT s.id FROM openedx_authz_scope s JOIN openedx_authz_coursescope c ON c.scope_ptr_id = s.id WHERE s.external_key = ?"
 	if overview == nil {

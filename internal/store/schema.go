@@ -18,15 +18,15 @@ func columnType(d Dialect, c Column) string {
 	switch d {
 	case MySQL:
 		return map[ColType]string{Int: "int", BigInt: "bigint", Text: "longtext", Bool: "tinyint(1)",
-			DateTime: "datetime(6)", JSON: "json", Decimal: "decimal(3,1)", Blob: "longblob",
+			DateTime: "datetime(6)", JSON: "json", Decimal: "decimal(3,1)", Blob: "longblob", UUID: "char(32)",
 			Varchar: fmt.Sprintf("varchar(%d)", c.Size)}[c.Type]
 	case Postgres:
 		return map[ColType]string{Int: "integer", BigInt: "bigint", Text: "text", Bool: "boolean",
-			DateTime: "timestamp with time zone", JSON: "jsonb", Decimal: "numeric", Blob: "bytea",
+			DateTime: "timestamp with time zone", JSON: "jsonb", Decimal: "numeric", Blob: "bytea", UUID: "uuid",
 			Varchar: fmt.Sprintf("character varying(%d)", c.Size)}[c.Type]
 	default:
 		return map[ColType]string{Int: "integer", BigInt: "bigint", Text: "text", Bool: "bool",
-			DateTime: "datetime", JSON: "text", Decimal: "decimal", Blob: "blob",
+			DateTime: "datetime", JSON: "text", Decimal: "decimal", Blob: "blob", UUID: "char(32)",
 			Varchar: fmt.Sprintf("varchar(%d)", c.Size)}[c.Type]
 	}
 }
@@ -269,6 +269,8 @@ func liveFamily(d Dialect, typ string) family {
 		return family{kind: "string"}
 	case base == "datetime" || base == "timestamp" || base == "date":
 		return family{kind: "datetime"}
+	case base == "uuid":
+		return family{kind: "uuid"}
 	case base == "json" || base == "jsonb":
 		return family{kind: "json"}
 	case base == "decimal" || base == "numeric":
@@ -295,6 +297,8 @@ func wantFamily(c Column) family {
 		return family{kind: "json"}
 	case Decimal:
 		return family{kind: "decimal"}
+	case UUID:
+		return family{kind: "uuid"}
 	}
 	return family{kind: "blob"}
 }
@@ -328,6 +332,8 @@ func compareColumn(d Dialect, t Table, c Column, lc liveColumn) []Difference {
 	switch {
 	case want.kind == "json" && got.kind == "string" && got.size == 0:
 		// JSON stored as text (MariaDB's longtext, SQLite's text).
+	case want.kind == "uuid" && got.kind == "string" && got.size >= 32:
+		// Django's UUIDField without a native type: char(32) hex.
 	case want.kind != got.kind:
 		add(false, "type is %s, want %s (another type family)", lc.typ, columnType(d, c))
 	case want.kind == "string" && got.size > 0 && (want.size == 0 || got.size < want.size):

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"authz-flag-consumer/internal/config"
@@ -42,6 +43,8 @@ type DB struct {
 	Dialect Dialect
 	MariaDB bool   // MySQL dialect served by MariaDB (INSERT ... RETURNING works)
 	URL     string // the URL with its password masked, safe to log
+
+	uuidCols sync.Map // NativeUUID's answers
 }
 
 // Open connects to rawURL (sqlite:///relative.db or sqlite:////abs/path.db, mysql://user:pass@host:port/db,
@@ -180,4 +183,21 @@ func InsertKeepExisting(d Dialect, conflict string) (verb, suffix string) {
 	default:
 		return "INSERT OR IGNORE INTO", ""
 	}
+}
+
+// NativeUUID reports whether a UUIDField column has a native uuid type
+// (PostgreSQL, MariaDB 10.7+) rather than Django's char(32) hex form. The
+// answer is cached per column.
+func (db *DB) NativeUUID(ctx context.Context, table, column string) (bool, error) {
+	key := table + "." + column
+	if v, ok := db.uuidCols.Load(key); ok {
+		return v.(bool), nil
+	}
+	cols, err := db.columns(ctx, table)
+	if err != nil {
+		return false, err
+	}
+	native := cols[column].typ == "uuid"
+	db.uuidCols.Store(key, native)
+	return native, nil
 }

@@ -14,6 +14,7 @@ const (
 	JSON                    // JSONField
 	Decimal                 // DecimalField(3,1), waffle's percent
 	Blob                    // our own tables only
+	UUID                    // UUIDField (uuid on MariaDB 10.7+ and PostgreSQL, char(32) elsewhere)
 )
 
 // Column is one column of a table.
@@ -94,6 +95,9 @@ var OpenEdXTables = []Table{
 		autoID(BigInt), vc("migration_type", 20), vc("scope_type", 20), vc("scope_key", 255), vc("status", 20),
 		col("created_at", DateTime), col("updated_at", DateTime), null(col("completed_at", DateTime)), col("metadata", JSON),
 	}},
+	// The policy version every LMS/CMS enforcer polls: a new value makes
+	// them reload the policy, so every run that changes rules writes one.
+	{Name: PolicyCacheTable, Columns: []Column{autoID(BigInt), col("version", UUID)}},
 }
 
 func overrideTable(name, keyCol string) Table {
@@ -131,4 +135,5 @@ var OwnTables = []Table{
 const (
 	PolicyTable         = "casbin_rule" // casbin-django-orm-adapter's CasbinRule.Meta.db_table
 	CourseOverviewTable = "course_overviews_courseoverview"
+	PolicyCacheTable    = "openedx_authz_policycachecontrol"
 )

@@ -191,3 +191,9 @@ CREATE TABLE `openedx_authz_authzcourseauthoringmigrationrun` (
   PRIMARY KEY (`id`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
+CREATE TABLE `openedx_authz_policycachecontrol` (
+  `id` bigint(20) NOT NULL AUTO_INCREMENT,
+  `version` uuid NOT NULL,
+  PRIMARY KEY (`id`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+

@@ -66,3 +66,5 @@ CREATE INDEX "role_audit_subject_idx" ON "openedx_authz_roleassignmentaudit" ("s
 
 CREATE TABLE "openedx_authz_authzcourseauthoringmigrationrun" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "migration_type" varchar(20) NOT NULL, "scope_type" varchar(20) NOT NULL, "scope_key" varchar(255) NOT NULL, "status" varchar(20) NOT NULL, "created_at" datetime NOT NULL, "updated_at" datetime NOT NULL, "completed_at" datetime NULL, "metadata" text NOT NULL CHECK ((JSON_VALID("metadata") OR "metadata" IS NULL)));
 
+CREATE TABLE "openedx_authz_policycachecontrol" ("id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "version" char(32) NOT NULL);
+
