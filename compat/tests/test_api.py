@@ -148,15 +148,25 @@ def authz_run(migration_type, scope_type, scope_key, **kw):
 
 
 def test_schema_check_on_django_made_database(db):
-    """`schema migrate` adds only the service's own tables; `schema check` then passes."""
+    """`schema check` passes on the Django-made database as it is (the service's own tables not
+    created yet are warnings only); `schema migrate` adds only those; `schema check` then passes
+    with no warning; `schema create` refuses the database."""
     before = _schema_without_own(db)
     first = go(db, "schema", "check", check=False)
-    print(f"schema check before `schema migrate`: exit {first.returncode}")
+    print(f"schema check before `schema migrate`: exit {first.returncode}\n{first.output}")
+    assert first.returncode == 0, first.output
+    lines = [l for l in first.output.splitlines() if l.strip() and not l.startswith("schema check:")]
+    assert lines and all(l.startswith("warning: authz_consumer_") for l in lines), first.output
+    refused = go(db, "schema", "create", check=False)
+    assert refused.returncode != 0 and "already holds Open edX tables" in refused.output, refused.output
+    assert _schema_without_own(db) == before, "a refused `schema create` changed nothing"
     go(db, "schema", "migrate")
     after = _schema_without_own(db)
     assert after == before, "`consumer schema migrate` changed Open edX tables"
     res = go(db, "schema", "check", check=False)
+    print(f"schema check after `schema migrate`:\n{res.output}")
     assert res.returncode == 0, f"schema check on the Django-made database:\n{res.output}"
+    assert "(0 warnings)" in res.output, res.output
 
 
 def _schema_without_own(db):
