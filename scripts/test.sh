@@ -29,6 +29,8 @@ step "python: producer plugin tests (Python 3.12, Django 5.2, openedx-events 11:
 bash scripts/python.sh test
 step "python: producer plugin tests on the lower bound (Python 3.11, openedx-events 10.5)"
 bash scripts/python.sh test-min
+step "python: the producer plugin resolves next to openedx-authz 1.35.0 (pip dry run)"
+bash scripts/python.sh coinstall
 if grep -q 'e2e)' scripts/python.sh; then
 	step "python: end-to-end (plugin -> Kafka -> Go decoder)"
 	bash scripts/python.sh e2e
