@@ -319,3 +319,27 @@ def runs() -> list:
     )
 
     return list(AuthzCourseAuthoringMigrationRun.objects.order_by("id"))
+
+
+def openedx_authz_run(migration_type: str, scope_type: str, scope_key: str, *, delete: bool = True,
+                      excluded: frozenset = frozenset()):
+    """openedx-authz's own migration of one course or org: run_course_authoring_migration, the
+    function its flag handler calls (unlike its management commands, it records a run)."""
+    from common.djangoapps.student.models import CourseAccessRole  # pylint: disable=import-outside-toplevel
+    from openedx_authz.engine.utils import run_course_authoring_migration  # pylint: disable=import-outside-toplevel
+    from openedx_authz.models.subjects import UserSubject  # pylint: disable=import-outside-toplevel
+
+    fresh_process_view()
+    run = run_course_authoring_migration(
+        migration_type=migration_type,
+        scope_type=scope_type,
+        scope_key=scope_key,
+        course_access_role_model=CourseAccessRole,
+        user_subject_model=UserSubject,
+        course_id_list=[scope_key] if scope_type == "course" else None,
+        org_id=scope_key if scope_type == "org" else None,
+        excluded_course_ids=excluded,
+        delete_after_migration=delete,
+    )
+    connections.close_all()
+    return run

@@ -122,28 +122,6 @@ def audit_rows():
     return sorted((a.operation, a.subject, a.role, a.scope, a.actor_id) for a in RoleAssignmentAudit.objects.all())
 
 
-def authz_run(migration_type, scope_type, scope_key, **kw):
-    """openedx-authz's own migration (the function its flag handler calls; it records a run)."""
-    from common.djangoapps.student.models import CourseAccessRole  # pylint: disable=import-outside-toplevel
-    from openedx_authz.engine.utils import run_course_authoring_migration  # pylint: disable=import-outside-toplevel
-    from openedx_authz.models.subjects import UserSubject  # pylint: disable=import-outside-toplevel
-
-    env.fresh_process_view()
-    run = run_course_authoring_migration(
-        migration_type=migration_type,
-        scope_type=scope_type,
-        scope_key=scope_key,
-        course_access_role_model=CourseAccessRole,
-        user_subject_model=UserSubject,
-        course_id_list=[scope_key] if scope_type == "course" else None,
-        org_id=scope_key if scope_type == "org" else None,
-        excluded_course_ids=kw.get("excluded", frozenset()),
-        delete_after_migration=kw.get("delete", True),
-    )
-    connections.close_all()
-    return run
-
-
 # ------------------------------------------------------------------------------------ schema
 
 
@@ -304,7 +282,7 @@ def test_openedx_authz_rollback_of_go_forward(db):
     go(db, "migrate", "--org-id", ORG, "--delete")
     assert legacy_rows() != original
 
-    run = authz_run("rollback", "org", ORG)
+    run = env.openedx_authz_run("rollback", "org", ORG)
     assert run.status == "completed", run.metadata
     assert legacy_rows() == original, "openedx-authz's rollback of Go's forward gives back the legacy rows"
     assert api_view() == set()
@@ -314,8 +292,8 @@ def test_openedx_authz_rollback_of_go_forward(db):
 def test_go_rollback_of_openedx_authz_forward(db):
     original = seed()
     env.go_prepare(db)
-    run_c = authz_run("forward", "course", K1)
-    run_o = authz_run("forward", "org", ORG)
+    run_c = env.openedx_authz_run("forward", "course", K1)
+    run_o = env.openedx_authz_run("forward", "org", ORG)
     assert (run_c.status, run_o.status) == ("partial_success", "partial_success")
     assert api_view() == expected_authz(rows_of(org=ORG))
 

@@ -173,25 +173,8 @@ def seed_database(fx: Fixture) -> None:
 
 
 def run_authz_step(step) -> str:
-    from common.djangoapps.student.models import CourseAccessRole  # pylint: disable=import-outside-toplevel
-    from openedx_authz.engine.utils import run_course_authoring_migration  # pylint: disable=import-outside-toplevel
-    from openedx_authz.models.subjects import UserSubject  # pylint: disable=import-outside-toplevel
-
     migration_type, scope_type, key, delete = step
-    env.fresh_process_view()
-    run = run_course_authoring_migration(
-        migration_type=migration_type,
-        scope_type=scope_type,
-        scope_key=key,
-        course_access_role_model=CourseAccessRole,
-        user_subject_model=UserSubject,
-        course_id_list=[key] if scope_type == "course" else None,
-        org_id=key if scope_type == "org" else None,
-        excluded_course_ids=frozenset(),
-        delete_after_migration=delete,
-    )
-    connections.close_all()
-    return str(run.status)
+    return str(env.openedx_authz_run(migration_type, scope_type, key, delete=delete).status)
 
 
 def run_go_step(db, step) -> str:

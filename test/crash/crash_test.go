@@ -135,7 +135,7 @@ func TestSIGKILLAtRandomPointsEndsInSameDatabase(t *testing.T) {
 	require.Empty(t, diff, "the crashed database differs from the clean one:\n%s", strings.Join(diff, "\n"))
 	t.Logf("equal databases: %d runs, %d outcome rows, %d parked, %d role assignments",
 		len(want["openedx_authz_authzcourseauthoringmigrationrun"]), len(want["authz_consumer_event"]),
-		len(want["authz_consumer_parked"]), len(want["casbin_adapter_casbinrule"]))
+		len(want["authz_consumer_parked"]), len(want["casbin_rule"]))
 }
 
 // buildConsumer builds the consumer binary into dir.

@@ -58,7 +58,7 @@ func TestBrokerOutage(t *testing.T) {
 
 	// Goes away while a run is in the middle of its transaction and the
 	// next round's events wait in the topic.
-	unlock := db.lockTable(t, "casbin_adapter_casbinrule")
+	unlock := db.lockTable(t, "casbin_rule")
 	pubs = append(pubs, publishNow(t, s, p.Rounds[1])...)
 	db.waitMidRun(t, userOf(user))
 	b.kill()
@@ -176,7 +176,7 @@ func TestDatabaseOutage(t *testing.T) {
 			pubs := publishNow(t, s, p.Rounds[0])
 			db.waitOutcomes(t, pubs)
 
-			unlock := db.lockTable(t, "casbin_adapter_casbinrule")
+			unlock := db.lockTable(t, "casbin_rule")
 			pubs = append(pubs, publishNow(t, s, p.Rounds[1])...)
 			stmt := db.waitMidRun(t, user)
 			if tc.staysAway {
@@ -243,7 +243,7 @@ func TestSIGTERMDuringRun(t *testing.T) {
 	pubs := publishNow(t, s, p.Rounds[0])
 	db.waitOutcomes(t, pubs)
 
-	unlock := db.lockTable(t, "casbin_adapter_casbinrule")
+	unlock := db.lockTable(t, "casbin_rule")
 	pubs = append(pubs, publishNow(t, s, p.Rounds[1])...)
 	stmt := db.waitMidRun(t, userOf(userURL))
 	before := len(c.handled())

@@ -387,7 +387,7 @@ func (d *testDB) expectFinal(t testing.TB, p Plan, toggles []Toggle) {
 		wantG = append(wantG, strings.Join([]string{"user^" + r.Username, "role^" + authz, scope}, "|"))
 	}
 	gotLegacy := d.strings(t, `SELECT u.username, r.org, r.course_id, r.role FROM student_courseaccessrole r JOIN auth_user u ON u.id = r.user_id`)
-	gotG := d.strings(t, `SELECT v0, v1, v2 FROM casbin_adapter_casbinrule WHERE ptype = 'g'`)
+	gotG := d.strings(t, `SELECT v0, v1, v2 FROM casbin_rule WHERE ptype = 'g'`)
 	require.ElementsMatch(t, wantLegacy, gotLegacy, "legacy roles (student_courseaccessrole)")
 	require.ElementsMatch(t, wantG, gotG, "role assignments (casbin g rules)")
 	require.Equal(t, len(wantG), d.count(t, `SELECT COUNT(*) FROM openedx_authz_extendedcasbinrule`), "one extended rule per assignment")
@@ -400,7 +400,7 @@ func (d *testDB) roleTables(t testing.TB) demo.Dump {
 	all, err := demo.TakeDump(context.Background(), d.db)
 	require.NoError(t, err)
 	out := demo.Dump{}
-	for _, name := range []string{"student_courseaccessrole", "casbin_adapter_casbinrule", "openedx_authz_extendedcasbinrule"} {
+	for _, name := range []string{"student_courseaccessrole", "casbin_rule", "openedx_authz_extendedcasbinrule"} {
 		out[name] = all[name]
 	}
 	return out
@@ -516,7 +516,7 @@ func (d *testDB) waitMidRun(t testing.TB, user string) string {
 func (d *testDB) blockMidRun(t testing.TB, user string, progress func() int) (stmt string, unlock func()) {
 	t.Helper()
 	for attempt := 1; attempt <= 20; attempt++ {
-		unlock = d.lockTable(t, "casbin_adapter_casbinrule")
+		unlock = d.lockTable(t, "casbin_rule")
 		var lockWait bool
 		eventually(t, "a run of "+user+" waiting on the locked table", func() (bool, string) {
 			stmt, lockWait = d.sessions(t, user)
