@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"authz-flag-consumer/internal/authz"
-	"authz-flag-consumer/internal/store"
 )
 
 // legacyRow is a student_courseaccessrole row with its user's name.
@@ -237,80 +236,6 @@ func userSubjects(ctx context.Context, t *tx, userIDs []int64) (map[int64]int64,
 		link[i] = []any{ids[i], u}
 	}
 	return got, insertRows(ctx, t, "openedx_authz_usersubject", []string{"subject_ptr_id", "user_id"}, link)
-}
-
-// courseScopes finds or creates the course scope of each course key
-// exactly as openedx-authz's Scope.get_or_create_for_external_key does, so
-// that openedx-authz keeps working on what this service wrote:
-//   - the course's overview row exists: the scope linked to it (its empty
-//     external_key filled in); else a pending scope with that external_key
-//     and no link gets the link (link_pending_scope); else a new scope with
-//     both the link and the external_key;
-//   - no overview row: the scope with that external_key, or a new one with
-//     the link null (linked later, when the course is created).
-//
-// Lookups compare as the database does (case-insensitively on Open edX's
-// MySQL), as the ORM's do. cache holds the keys resolved earlier in the run.
-func courseScopes(ctx context.Context, t *tx, keys []string, cache map[string]int64) (map[string]int64, error) {
-	for _, k := range unique(keys) {
-		if _, ok := cache[k]; ok {
-			continue
-		}
-		id, err := courseScope(ctx, t, k)
-		if err != nil {
-			return nil, fmt.Errorf("course scope of %s: %w", k, err)
-		}
-		cache[k] = id
-	}
-	return cache, nil
-}
-
-func courseScope(ctx context.Context, t *tx, key string) (int64, error) {
-	overview, err := queryString(ctx, t, "SELECT id FROM "+store.CourseOverviewTable+" WHERE id = ?", key)
-	if err != nil {
-		return 0, fmt.Errorf("read course overview: %w", err)
-	}
-	if overview != nil && *overview != key {
-		// Found only by the database's case-insensitive comparison: like
-		// openedx-authz's CourseOverviewData.get_object, which requires the
-		// canonical key, treat the course as having no overview row.
-		overview = nil
-	}
-	const scopeByKey = "SELECT s.id FROM openedx_authz_scope s JOIN openedx_authz_coursescope c ON c.scope_ptr_id = s.id WHERE s.external_key = ?"
-	if overview == nil {
-		if id, err := queryID(ctx, t, scopeByKey, key); err != nil || id != 0 {
-			return id, err
-		}
-		return newCourseScope(ctx, t, key, nil)
-	}
-	id, err := queryID(ctx, t, "SELECT scope_ptr_id FROM openedx_authz_coursescope WHERE course_overview_id = ? ORDER BY scope_ptr_id", *overview)
-	if err != nil {
-		return 0, err
-	}
-	if id != 0 {
-		_, err := t.exec(ctx, "UPDATE openedx_authz_scope SET external_key = ? WHERE id = ? AND (external_key IS NULL OR external_key = '')", key, id)
-		return id, err
-	}
-	pending, err := queryID(ctx, t, scopeByKey+" AND c.course_overview_id IS NULL", key)
-	if err != nil {
-		return 0, err
-	}
-	if pending != 0 {
-		_, err := t.exec(ctx, "UPDATE openedx_authz_coursescope SET course_overview_id = ? WHERE scope_ptr_id = ?", *overview, pending)
-		return pending, err
-	}
-	return newCourseScope(ctx, t, key, *overview)
-}
-
-func newCourseScope(ctx context.Context, t *tx, key string, overview any) (int64, error) {
-	ids, err := insertIDs(ctx, t, "openedx_authz_scope", []string{"external_key"}, [][]any{{key}})
-	if err != nil {
-		return 0, fmt.Errorf("create scope: %w", err)
-	}
-	if err := insertRows(ctx, t, "openedx_authz_coursescope", []string{"scope_ptr_id", "course_overview_id"}, [][]any{{ids[0], overview}}); err != nil {
-		return 0, err
-	}
-	return ids[0], nil
 }
 
 // queryID returns the first column of the first row as an id, 0 for no row.
