@@ -17,10 +17,10 @@ func TestDevPlaysTheScript(t *testing.T) {
 	for _, want := range []string{
 		"ran: forward run #1",
 		"ran: rollback run #3",
-		"noop: effective state stays on",
+		"noop: effective state is on (course override) and the roles are already there",
 		"ignored: flag \"studio.some_other_flag\"",
 		"ignored: not a course-v1 course key",
-		"superseded: override row",
+		"8. course course-v1:OtherU+Bio+2024 off, then on (two quick saves)           ran: forward run #5",
 		"parked (framing)",
 		"ran: rollback run #6 partial_success, moved 6 of 10; errors: skipped_for_flag_override 4",
 	} {

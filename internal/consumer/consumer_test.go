@@ -52,11 +52,14 @@ func TestToggleSequenceEndsInExpectedTables(t *testing.T) {
 	do(step{"course override removed", removed, "ran", "forward"})
 	do(step{"same state saved again", course(demo.CourseIntro, "on"), "noop", ""})
 
-	// A global change: Django emits no event, and nothing moves. An org
-	// saved on while the flag is on for everyone changes nothing either.
+	// A global change: Django emits no event, and nothing moves by itself.
+	// An org saved on while the flag is on for everyone does not change its
+	// effective state, but the org was never reconciled and its roles are
+	// on the wrong side: its event catches it up.
 	on := true
 	require.NoError(t, demo.SetEveryone(ctx, fx.db, demo.Flag, &on))
-	do(step{"org on while global on", org(demo.OrgOther, "on"), "noop", ""})
+	do(step{"org on while global on", org(demo.OrgOther, "on"), "ran", "forward"})
+	do(step{"org on while global on, saved again", org(demo.OrgOther, "on"), "noop", ""})
 	require.NoError(t, demo.SetEveryone(ctx, fx.db, demo.Flag, nil))
 
 	other := org(demo.OrgDemo, "off")
@@ -77,11 +80,11 @@ func TestToggleSequenceEndsInExpectedTables(t *testing.T) {
 		require.Equal(t, s.outcome == "ran", runID != 0, "step %q run id", s.name)
 	}
 	runs := fx.runs()
-	require.Len(t, runs, 4)
+	require.Len(t, runs, 5)
 	for i, w := range []struct {
 		dir   migrator.Direction
 		scope string
-	}{{migrator.Forward, demo.CourseIntro}, {migrator.Forward, demo.OrgDemo}, {migrator.Rollback, demo.CourseAdv}, {migrator.Forward, demo.CourseAdv}} {
+	}{{migrator.Forward, demo.CourseIntro}, {migrator.Forward, demo.OrgDemo}, {migrator.Rollback, demo.CourseAdv}, {migrator.Forward, demo.CourseAdv}, {migrator.Forward, demo.OrgOther}} {
 		require.Equal(t, w.dir, runs[i].MigrationType, "run %d", i)
 		require.Equal(t, w.scope, runs[i].ScopeKey, "run %d", i)
 		require.Contains(t, []string{migrator.StatusCompleted, migrator.StatusPartialSuccess}, runs[i].Status, "run %d", i)
@@ -93,7 +96,7 @@ func TestToggleSequenceEndsInExpectedTables(t *testing.T) {
 		globDemo:         {Legacy: 1, Assignments: 1}, // support stays legacy
 		demo.CCXIntro:    {Legacy: 1},
 		demo.OldSlash:    {Legacy: 1},
-		demo.CourseBio:   {Legacy: 2},
+		demo.CourseBio:   {Assignments: 2},
 	}, fx.counts())
 }
 
@@ -130,18 +133,19 @@ func TestJSONEventsAreHandled(t *testing.T) {
 	require.Equal(t, demo.ScopeCounts{Assignments: 2}, fx.counts()[demo.CourseBio])
 }
 
-func TestOutOfOrderAndSupersededEvents(t *testing.T) {
+// Events arrive newest first. Each reconciles its scope with the state now:
+// the first to arrive moves the roles, the others find nothing to do.
+func TestOutOfOrderEventsReconcile(t *testing.T) {
 	t.Parallel()
 	fx := newFixture(t)
 	// Three saves of one course, on, off, on; their events arrive newest
-	// first. Only the newest row acts, comparing itself with the row before.
+	// first: the first one moves the roles forward (on now).
 	r1 := fx.save(course(demo.CourseIntro, "on"))
 	r2 := fx.save(course(demo.CourseIntro, "off"))
 	r3 := fx.save(course(demo.CourseIntro, "on"))
 	id3, id1, id2 := fx.publish(r3), fx.publish(r1), fx.publish(r2)
-	// An org turned on then off: the later save arrives first and, as the
-	// newest row, rolls back from on; the earlier save is superseded, so the
-	// org's roles never move forward.
+	// An org turned on then off: off now, and its roles never left the
+	// legacy table, so neither event moves anything.
 	o1 := fx.save(org(demo.OrgOther, "on"))
 	o2 := fx.save(org(demo.OrgOther, "off"))
 	oid2, oid1 := fx.publish(o2), fx.publish(o1)
@@ -150,21 +154,15 @@ func TestOutOfOrderAndSupersededEvents(t *testing.T) {
 
 	outcome, _ := fx.outcome(id3)
 	require.Equal(t, "ran", outcome)
-	for _, id := range []string{id1, id2, oid1} {
+	for _, id := range []string{id1, id2, oid1, oid2} {
 		outcome, runID := fx.outcome(id)
-		require.Equal(t, "superseded", outcome)
+		require.Equal(t, "noop", outcome)
 		require.Zero(t, runID)
 	}
-	outcome, _ = fx.outcome(oid2)
-	require.Equal(t, "ran", outcome)
 	runs := fx.runs()
-	require.Len(t, runs, 2)
-	byScope := map[string]migrator.Run{}
-	for _, r := range runs {
-		byScope[r.ScopeKey] = r
-	}
-	require.Equal(t, migrator.Forward, byScope[demo.CourseIntro].MigrationType)
-	require.Equal(t, migrator.Rollback, byScope[demo.OrgOther].MigrationType)
+	require.Len(t, runs, 1)
+	require.Equal(t, migrator.Forward, runs[0].MigrationType)
+	require.Equal(t, demo.CourseIntro, runs[0].ScopeKey)
 	counts := fx.counts()
 	require.Equal(t, demo.ScopeCounts{Legacy: 1, Assignments: 4}, counts[demo.CourseIntro])
 	require.Equal(t, demo.ScopeCounts{Legacy: 2}, counts[demo.CourseBio])

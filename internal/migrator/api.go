@@ -93,13 +93,12 @@ type Source struct {
 type Outcome string
 
 const (
-	OutcomeRan        Outcome = "ran"
-	OutcomeNoop       Outcome = "noop"
-	OutcomeSuperseded Outcome = "superseded"
-	OutcomeIgnored    Outcome = "ignored"
-	OutcomeDisabled   Outcome = "disabled"
-	OutcomeParked     Outcome = "parked"
-	OutcomeDuplicate  Outcome = "duplicate" // returned, never stored: the event was handled before
+	OutcomeRan       Outcome = "ran"
+	OutcomeNoop      Outcome = "noop"
+	OutcomeIgnored   Outcome = "ignored"
+	OutcomeDisabled  Outcome = "disabled"
+	OutcomeParked    Outcome = "parked"
+	OutcomeDuplicate Outcome = "duplicate" // returned, never stored: the event was handled before
 )
 
 // Result of handling one event.

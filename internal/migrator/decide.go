@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -93,18 +94,20 @@ type decision struct {
 	dir      Direction
 	detail   string
 	excluded []string
+	// recordApplied: the scope's applied state was unknown and no roles
+	// are on the wrong side: record the desired state as applied, no run.
+	recordApplied bool
 }
 
-// decide computes, from the override history in the database, what the
-// event's override row changed (SPEC 4). It never trusts the payload's
-// state: a stale or replayed event decides from the rows as they are.
-//
-// pending lists override rows of the scope found superseded by events not
-// yet written (HandleQuick's batch); nil elsewhere.
-func (e *Engine) decide(ctx context.Context, t *tx, ch Change, pending map[int64]bool) (decision, error) {
-	table, _ := overrideTable(ch.ScopeType)
+// decide reconciles the event's scope (SPEC 4: level-triggered). The event
+// says only "this scope changed, look again": the decision compares the
+// scope's effective state now (desired) with the state this service last
+// put its roles into (applied, in the ledger), never the payload's state.
+// So reordered, duplicated, replayed or stale events cannot move roles the
+// wrong way, and a no-op save makes no run.
+func (e *Engine) decide(ctx context.Context, t *tx, ch Change) (decision, error) {
+	table, keyCol := overrideTable(ch.ScopeType)
 	var flag, key string
-	_, keyCol := overrideTable(ch.ScopeType)
 	err := t.queryRow(ctx, fmt.Sprintf("SELECT waffle_flag, %s FROM %s WHERE id = ?", keyCol, table), ch.RecordID).Scan(&flag, &key)
 	if err == sql.ErrNoRows {
 		return decision{}, fmt.Errorf("%s override %d: %w", ch.ScopeType, ch.RecordID, ErrNotVisible)
@@ -115,106 +118,222 @@ func (e *Engine) decide(ctx context.Context, t *tx, ch Change, pending map[int64
 	if flag != ch.Flag || key != ch.ScopeKey {
 		return decision{outcome: OutcomeIgnored, detail: fmt.Sprintf("override row %d is for flag %q and %s %q, not what the event names", ch.RecordID, flag, ch.ScopeType, key)}, nil
 	}
-	h, err := history(ctx, t, ch.ScopeType, flag, key)
+	return e.reconcile(ctx, t, ch.ScopeType, key, flag)
+}
+
+// reconcile decides what scope (st, key) needs: desired vs applied.
+func (e *Engine) reconcile(ctx context.Context, t *tx, st ScopeType, key, flag string) (decision, error) {
+	desired, why, err := effectiveState(ctx, t, st, key, flag)
 	if err != nil {
 		return decision{}, err
-	}
-	idx := -1
-	for i := range h {
-		if h[i].id == ch.RecordID {
-			idx = i
-		}
-	}
-	if idx != len(h)-1 {
-		return decision{outcome: OutcomeSuperseded, detail: fmt.Sprintf("override row %d is superseded by row %d", ch.RecordID, newest(h).id)}, nil
-	}
-	// The state before is the one the scope's roles were left in: that of
-	// the newest earlier row that took effect. A row whose event was
-	// superseded (a newer save came before the consumer got to it) never
-	// moved anything, so it is passed over; rows with no recorded event
-	// (saved before this service ran, or whose event never came) count as
-	// having taken effect.
-	skipped, err := supersededRows(ctx, t, ch, pending)
-	if err != nil {
-		return decision{}, err
-	}
-	var prev *overrideRow
-	for j := idx - 1; j >= 0; j-- {
-		if !skipped[h[j].id] {
-			prev = &h[j]
-			break
-		}
-	}
-	// The level below this scope's own override, as it is now.
-	global, err := globalOn(ctx, t, flag)
-	if err != nil {
-		return decision{}, err
-	}
-	below := global
-	if ch.ScopeType == CourseScope {
-		org, err := authz.CourseV1Org(key)
-		if err != nil {
-			return decision{}, err
-		}
-		oh, err := history(ctx, t, OrgScope, flag, org)
-		if err != nil {
-			return decision{}, err
-		}
-		if on, forces := newest(oh).forced(); forces {
-			below = on
-		}
-	}
-	effective := func(r *overrideRow) bool {
-		if on, forces := r.forced(); forces {
-			return on
-		}
-		return below
-	}
-	before, after := effective(prev), effective(&h[idx])
-	if before == after {
-		return decision{outcome: OutcomeNoop, detail: fmt.Sprintf("effective state stays %s", onOff(after))}, nil
 	}
 	d := decision{outcome: OutcomeRan, dir: Rollback}
-	if after {
+	if desired {
 		d.dir = Forward
 	}
-	if ch.ScopeType == OrgScope {
-		if d.excluded, err = e.opposingCourses(ctx, t, flag, key, after); err != nil {
+	if st == OrgScope {
+		if d.excluded, err = e.opposingCourses(ctx, t, flag, key, desired); err != nil {
 			return decision{}, err
+		}
+	}
+	applied, known, err := appliedState(ctx, t, st, key)
+	if err != nil {
+		return decision{}, err
+	}
+	switch {
+	case known && applied == desired:
+		d.outcome, d.detail = OutcomeNoop, fmt.Sprintf("effective state is %s (%s) and the roles are already there", onOff(desired), why)
+	case known:
+		d.detail = fmt.Sprintf("effective state is %s (%s); roles were left %s", onOff(desired), why, onOff(applied))
+	default:
+		// Never touched by this service (e.g. the flag was set before it
+		// was deployed): decide from where the scope's mappable roles are.
+		moves, err := rolesToMove(ctx, t, Request{Direction: d.dir, ScopeType: st, Org: key, CourseKeys: []string{key}, Excluded: d.excluded})
+		if err != nil {
+			return decision{}, err
+		}
+		if !moves {
+			d.outcome, d.recordApplied = OutcomeNoop, true
+			d.detail = fmt.Sprintf("effective state is %s (%s) and no mappable role is on the other side", onOff(desired), why)
+		} else {
+			d.detail = fmt.Sprintf("effective state is %s (%s); mappable roles found on the other side", onOff(desired), why)
 		}
 	}
 	return d, nil
 }
 
-// supersededRows lists the scope's override rows whose events were
-// superseded and that no event acted on (ran or no-op), plus pending.
-func supersededRows(ctx context.Context, t *tx, ch Change, pending map[int64]bool) (map[int64]bool, error) {
-	rows, err := t.query(ctx, "SELECT record_id, outcome FROM authz_consumer_event WHERE scope_type = ? AND scope_key = ? AND flag = ? AND outcome IN (?, ?, ?)",
-		string(ch.ScopeType), ch.ScopeKey, ch.Flag, string(OutcomeSuperseded), string(OutcomeRan), string(OutcomeNoop))
+// effectiveState is a scope's flag state now, and which level decided it:
+// its own enabled override; for a course, else its org's (as edx-platform
+// evaluates course waffle flags); else the instance-wide flag.
+func effectiveState(ctx context.Context, t *tx, st ScopeType, key, flag string) (on bool, why string, err error) {
+	h, err := history(ctx, t, st, flag, key)
 	if err != nil {
-		return nil, fmt.Errorf("read outcomes of %s %s: %w", ch.ScopeType, ch.ScopeKey, err)
+		return false, "", err
 	}
-	defer rows.Close()
-	skipped, acted := map[int64]bool{}, map[int64]bool{}
-	for id := range pending {
-		skipped[id] = true
+	if on, forces := newest(h).forced(); forces {
+		return on, string(st) + " override", nil
+	}
+	if st == CourseScope {
+		org, err := authz.CourseV1Org(key)
+		if err != nil {
+			return false, "", err
+		}
+		oh, err := history(ctx, t, OrgScope, flag, org)
+		if err != nil {
+			return false, "", err
+		}
+		if on, forces := newest(oh).forced(); forces {
+			return on, "org override", nil
+		}
+	}
+	global, err := globalOn(ctx, t, flag)
+	return global, "global flag", err
+}
+
+// appliedState reads the ledger: the state this service last put the
+// scope's roles into; known is false when it never touched the scope.
+func appliedState(ctx context.Context, t *tx, st ScopeType, key string) (on, known bool, err error) {
+	var applied string
+	err = t.queryRow(ctx, "SELECT applied FROM authz_consumer_scope_state WHERE scope_type = ? AND scope_key = ?", string(st), key).Scan(&applied)
+	if err == sql.ErrNoRows {
+		return false, false, nil
+	}
+	if err != nil {
+		return false, false, fmt.Errorf("read applied state of %s %s: %w", st, key, err)
+	}
+	return applied == "on", true, nil
+}
+
+// setApplied records the state a scope's roles are now in.
+func setApplied(ctx context.Context, t *tx, st ScopeType, key string, on bool, runID int64, now time.Time) error {
+	var run any
+	if runID != 0 {
+		run = runID
+	}
+	res, err := t.exec(ctx, "UPDATE authz_consumer_scope_state SET applied = ?, run_id = ?, updated_at = ? WHERE scope_type = ? AND scope_key = ?",
+		onOff(on), run, now, string(st), key)
+	if err != nil {
+		return fmt.Errorf("record applied state of %s %s: %w", st, key, err)
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		return nil
+	}
+	return insertRows(ctx, t, "authz_consumer_scope_state", []string{"scope_type", "scope_key", "applied", "run_id", "updated_at"},
+		[][]any{{string(st), key, onOff(on), run, now}})
+}
+
+// recordRunApplied updates the ledger after a run: its scope, and for an
+// org run every course it covered (those it moved roles of, and those
+// already in the ledger), less the courses it left out for their own
+// override, which keep theirs.
+func recordRunApplied(ctx context.Context, t *tx, req Request, runID int64, courses map[string]bool, now time.Time) error {
+	on := req.Direction == Forward
+	if req.ScopeType == CourseScope {
+		return setApplied(ctx, t, CourseScope, req.CourseKeys[0], on, runID, now)
+	}
+	if err := setApplied(ctx, t, OrgScope, req.Org, on, runID, now); err != nil {
+		return err
+	}
+	excluded := setOf(req.Excluded)
+	covered := map[string]bool{}
+	for c := range courses {
+		covered[c] = true
+	}
+	rows, err := t.query(ctx, "SELECT scope_key FROM authz_consumer_scope_state WHERE scope_type = ? AND scope_key LIKE ? ESCAPE '!'",
+		string(CourseScope), likeEscape(authz.CourseV1Prefix+req.Org+"+")+"%")
+	if err != nil {
+		return fmt.Errorf("read applied states of org %s: %w", req.Org, err)
 	}
 	for rows.Next() {
-		var id int64
-		var outcome string
-		if err := rows.Scan(&id, &outcome); err != nil {
-			return nil, err
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			rows.Close()
+			return err
 		}
-		if outcome == string(OutcomeSuperseded) {
-			skipped[id] = true
+		if org, _ := authz.CourseV1Org(k); org == req.Org {
+			covered[k] = true
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, k := range uniqueSorted(keysOf(covered)) {
+		if excluded[k] {
+			continue
+		}
+		if err := setApplied(ctx, t, CourseScope, k, on, runID, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func keysOf(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// rolesToMove reports whether a run of req would find a mappable role to
+// move: legacy rows for a forward, authz assignments for a rollback (the
+// courses it leaves out do not count).
+func rolesToMove(ctx context.Context, t *tx, req Request) (bool, error) {
+	var q string
+	var args []any
+	if req.Direction == Forward {
+		q = "SELECT course_id FROM student_courseaccessrole WHERE "
+		if req.ScopeType == OrgScope {
+			q += "org = ? AND (course_id = '' OR course_id LIKE 'course-v1:%')"
+			args = append(args, req.Org)
 		} else {
-			acted[id] = true
+			q += "course_id = ?"
+			args = append(args, req.CourseKeys[0])
+		}
+		q += " AND role IN " + inList(len(authz.LegacyRoles))
+		args = append(args, anys(authz.LegacyRoles)...)
+	} else {
+		cond, cargs := scopeFilter(req)
+		q = "SELECT v2 FROM " + PolicyTable + " WHERE ptype = 'g' AND " + cond + " AND v1 IN " + inList(len(authz.LegacyRoles))
+		args = append(cargs, anys(authzRoles())...)
+	}
+	rows, err := t.query(ctx, q, args...)
+	if err != nil {
+		return false, fmt.Errorf("look for roles to move: %w", err)
+	}
+	defer rows.Close()
+	excluded := setOf(req.Excluded)
+	for rows.Next() {
+		var scope string
+		if err := rows.Scan(&scope); err != nil {
+			return false, err
+		}
+		scope = strings.TrimPrefix(scope, authz.CourseNS)
+		if req.Direction == Rollback && req.ScopeType == OrgScope {
+			if org, _, ok := authz.ScopeOrg(scope); !ok || org != req.Org {
+				continue // rollbacks take the exact org only
+			}
+		}
+		if req.Direction == Rollback && req.ScopeType == CourseScope && scope != req.CourseKeys[0] {
+			continue
+		}
+		if !excluded[scope] {
+			return true, nil
 		}
 	}
-	for id := range acted {
-		delete(skipped, id)
+	return false, rows.Err()
+}
+
+// authzRoles are the namespaced authz roles that have a legacy equivalent.
+func authzRoles() []string {
+	out := make([]string, len(authz.LegacyRoles))
+	for i, l := range authz.LegacyRoles {
+		a, _ := authz.AuthzRole(l)
+		out[i] = authz.RoleNS + a
 	}
-	return skipped, rows.Err()
+	return out
 }
 
 func onOff(on bool) string {

@@ -289,6 +289,9 @@ func (e *Engine) runIn(ctx context.Context, t *tx, req Request) (*Run, error) {
 			return nil, err
 		}
 	}
+	if err := recordRunApplied(ctx, t, req, run.ID, rep.courses, e.now()); err != nil {
+		return nil, err
+	}
 	run.Status = StatusCompleted
 	if rep.errorCount > 0 {
 		run.Status = StatusPartialSuccess

@@ -124,6 +124,9 @@ func (e *Engine) forward(ctx context.Context, t *tx, req Request, rep *report) e
 		}
 		for _, c := range cands {
 			rep.success(entry{subject: c.username, role: c.role, scope: c.external})
+			if c.courseID != "" {
+				rep.courses[c.courseID] = true
+			}
 		}
 		if err := e.fault("forward-batch"); err != nil {
 			return err

@@ -110,25 +110,6 @@ func (e *Engine) ignoreReason(ch Change) string {
 	return ""
 }
 
-// recordDuplicate finds another event for the same override row that ran:
-// this event is then a duplicate (Outcome duplicate), else Result is zero.
-func recordDuplicate(ctx context.Context, t *tx, src Source, ch Change) (Result, error) {
-	var (
-		other, dir string
-		runID      sql.NullInt64
-	)
-	err := t.queryRow(ctx, "SELECT event_id, run_id, direction FROM authz_consumer_event WHERE scope_type = ? AND scope_key = ? AND record_id = ? AND flag = ? AND outcome = ? AND event_id <> ?",
-		string(ch.ScopeType), ch.ScopeKey, ch.RecordID, ch.Flag, string(OutcomeRan), src.EventID).Scan(&other, &runID, &dir)
-	switch {
-	case err == sql.ErrNoRows:
-		return Result{}, nil
-	case err != nil:
-		return Result{}, fmt.Errorf("read outcomes of override %d: %w", ch.RecordID, err)
-	}
-	return Result{Outcome: OutcomeDuplicate, RunID: runID.Int64, Direction: Direction(dir),
-		Detail: fmt.Sprintf("override row %d was already acted on by event %s", ch.RecordID, other)}, nil
-}
-
 // recordEvent writes (or, for a re-handled disabled or parked event,
 // updates) the event's outcome row.
 func (e *Engine) recordEvent(ctx context.Context, t *tx, src Source, ch Change, res Result) error {

@@ -9,7 +9,9 @@ import (
 	"authz-flag-consumer/internal/migrator"
 )
 
-func TestEventsDecideFromOverrideHistory(t *testing.T) {
+// Events are triggers to reconcile their scope: desired (the effective
+// state now) against applied (the ledger), never the payload's state.
+func TestEventsReconcileTheirScope(t *testing.T) {
 	dialects(t, func(t *testing.T, fx *fixture) {
 		fx.legacy("s1", "OrgX", c1, "staff")
 		fx.legacy("s2", "OrgX", "course-v1:OrgX+C2+2024", "staff")
@@ -23,9 +25,10 @@ func TestEventsDecideFromOverrideHistory(t *testing.T) {
 		require.Equal(t, migrator.StatusCompleted, res.Status)
 		require.Len(t, fx.rules(), 1)
 
-		// The same event again, and another event for the same row: no second run.
+		// The same event again is a duplicate; another event for the same row
+		// finds the roles where they belong: no second run.
 		require.Equal(t, migrator.OutcomeDuplicate, fx.event("e1", migrator.CourseScope, c1, on).Outcome)
-		require.Equal(t, migrator.OutcomeDuplicate, fx.event("e1-again", migrator.CourseScope, c1, on).Outcome)
+		require.Equal(t, migrator.OutcomeNoop, fx.event("e1-again", migrator.CourseScope, c1, on).Outcome)
 		require.Equal(t, 1, fx.count("openedx_authz_authzcourseauthoringmigrationrun", ""))
 
 		// A no-op save: on again.
@@ -71,10 +74,10 @@ func TestEventsDecideFromOverrideHistory(t *testing.T) {
 		require.Equal(t, []string{"s1|OrgX|" + c1 + "|staff"}, fx.legacyRows())
 		require.Equal(t, "e7", run.Metadata["event"].(map[string]any)["id"])
 
-		// Stale events replayed later under new ids: nothing moves. The row
-		// that ran is a duplicate; a row that did not is superseded.
-		require.Equal(t, migrator.OutcomeDuplicate, fx.event("e1-replayed-with-new-id", migrator.CourseScope, c1, on).Outcome)
-		require.Equal(t, migrator.OutcomeSuperseded, fx.event("e2-replayed-with-new-id", migrator.CourseScope, c1, again).Outcome)
+		// Stale events replayed later under new ids: their rows say "on", but
+		// C1 is off now and its roles are in the legacy table: nothing moves.
+		require.Equal(t, migrator.OutcomeNoop, fx.event("e1-replayed-with-new-id", migrator.CourseScope, c1, on).Outcome)
+		require.Equal(t, migrator.OutcomeNoop, fx.event("e2-replayed-with-new-id", migrator.CourseScope, c1, again).Outcome)
 
 		// An override row not committed yet.
 		_, err = fx.eng.Handle(fx.ctx, migrator.Source{EventID: "e8"}, migrator.Change{Flag: migrator.DefaultFlag,
@@ -89,7 +92,7 @@ func TestEventsDecideFromOverrideHistory(t *testing.T) {
 		res, err = fx.eng.Handle(fx.ctx, migrator.Source{EventID: "e10"}, migrator.Change{Flag: migrator.DefaultFlag, ScopeType: migrator.CourseScope, ScopeKey: "OrgX/C1/2024", RecordID: 1})
 		require.NoError(t, err)
 		require.Equal(t, migrator.OutcomeIgnored, res.Outcome)
-		require.ElementsMatch(t, []string{"e1|ran", "e1-again|duplicate", "e1-replayed-with-new-id|duplicate", "e10|ignored", "e2|noop", "e2-replayed-with-new-id|superseded", "e3|ran", "e4|ran", "e5|ran", "e6|noop", "e7|ran", "e9|ignored"},
+		require.ElementsMatch(t, []string{"e1|ran", "e1-again|noop", "e1-replayed-with-new-id|noop", "e10|ignored", "e2|noop", "e2-replayed-with-new-id|noop", "e3|ran", "e4|ran", "e5|ran", "e6|noop", "e7|ran", "e9|ignored"},
 			fx.strings("SELECT event_id, outcome FROM authz_consumer_event"))
 	})
 }
@@ -160,22 +163,25 @@ func TestHandleQuickStopsBeforeARun(t *testing.T) {
 			[]migrator.Outcome{res[0].Outcome, res[1].Outcome, res[2].Outcome})
 
 		on := fx.override(migrator.CourseScope, c1, true, "on")
-		res, err = fx.eng.HandleQuick(fx.ctx, []migrator.Item{item("c", ch(off)), item("d", ch(on)), item("e", other)})
+		res, err = fx.eng.HandleQuick(fx.ctx, []migrator.Item{item("c", other), item("d", ch(on)), item("e", other)})
 		require.NoError(t, err)
 		require.Len(t, res, 1, "stops before the event that needs a run")
-		require.Equal(t, migrator.OutcomeSuperseded, res[0].Outcome)
+		require.Equal(t, migrator.OutcomeIgnored, res[0].Outcome)
 		require.Empty(t, fx.rules())
 
 		res, err = fx.eng.HandleQuick(fx.ctx, []migrator.Item{item("f", ch(9999))})
 		require.NoError(t, err)
 		require.Empty(t, res, "an invisible row is left to Handle")
-		require.ElementsMatch(t, []string{"a|ignored", "b|noop", "c|superseded"}, fx.strings("SELECT event_id, outcome FROM authz_consumer_event"))
+		require.ElementsMatch(t, []string{"a|ignored", "b|noop", "c|ignored"}, fx.strings("SELECT event_id, outcome FROM authz_consumer_event"))
+		require.Equal(t, []string{"course|" + c1 + "|off"}, fx.strings("SELECT scope_type, scope_key, applied FROM authz_consumer_scope_state"),
+			"a scope never touched, with nothing to move, has its applied state recorded")
 	})
 }
 
-// The state before an event is that of the newest earlier row that took
-// effect: rows whose events were superseded moved nothing.
-func TestDecisionPassesOverSupersededRows(t *testing.T) {
+// Reordered, delayed and stale events: each one reconciles its scope with
+// the state now, so the first to arrive after a change moves the roles, and
+// the rest find nothing to do.
+func TestDelayedAndStaleEventsReconcile(t *testing.T) {
 	dialects(t, func(t *testing.T, fx *fixture) {
 		fx.legacy("s1", "OrgX", c1, "staff")
 		const c2 = "course-v1:OrgX+C2+2024"
@@ -190,18 +196,18 @@ func TestDecisionPassesOverSupersededRows(t *testing.T) {
 			return res[0]
 		}
 
-		// On, moved; then off and off again before the consumer catches up.
+		// On, moved; then off and off again before the consumer catches up:
+		// the first of the two events rolls back, the second finds nothing.
 		on := fx.override(migrator.CourseScope, c1, true, "on")
 		require.Equal(t, migrator.Forward, fx.event("a1", migrator.CourseScope, c1, on).Direction)
 		off := fx.override(migrator.CourseScope, c1, true, "off")
 		off2 := fx.override(migrator.CourseScope, c1, true, "off")
-		require.Equal(t, migrator.OutcomeSuperseded, quick("a2", c1, off).Outcome)
-		res := quick("a3", c1, off2)
-		require.Equal(t, migrator.Rollback, res.Direction, "%+v", res)
+		require.Equal(t, migrator.Rollback, quick("a2", c1, off).Direction)
+		require.Equal(t, migrator.OutcomeNoop, quick("a3", c1, off2).Outcome)
 		require.Empty(t, fx.rules())
 
-		// All three saves before the consumer gets to any: nothing ever
-		// moved, and the last one changes nothing.
+		// All three saves before the consumer gets to any: the state now is
+		// off, the roles are in the legacy table: no run at all.
 		b1 := fx.override(migrator.CourseScope, c2, true, "on")
 		b2 := fx.override(migrator.CourseScope, c2, true, "off")
 		b3 := fx.override(migrator.CourseScope, c2, true, "off")
@@ -211,16 +217,46 @@ func TestDecisionPassesOverSupersededRows(t *testing.T) {
 			{Source: migrator.Source{EventID: "b3"}, Change: migrator.Change{Flag: migrator.DefaultFlag, ScopeType: migrator.CourseScope, ScopeKey: c2, Org: "OrgX", RecordID: b3}},
 		})
 		require.NoError(t, err)
-		require.Equal(t, []migrator.Outcome{migrator.OutcomeSuperseded, migrator.OutcomeSuperseded, migrator.OutcomeNoop},
+		require.Equal(t, []migrator.Outcome{migrator.OutcomeNoop, migrator.OutcomeNoop, migrator.OutcomeNoop},
 			[]migrator.Outcome{res2[0].Outcome, res2[1].Outcome, res2[2].Outcome})
 		require.Zero(t, fx.count("openedx_authz_authzcourseauthoringmigrationrun", "scope_key = ?", c2))
 
-		// History from before the service (no events recorded) counts as in
-		// effect: on long ago, off now means rollback.
+		// Flag set before the service was deployed (no applied state): the
+		// roles' place decides. Off now, an assignment in authz: rollback.
 		const c3 = "course-v1:OrgX+C3+2024"
-		fx.exec("INSERT INTO casbin_rule (ptype, v0, v1, v2, v3, v4, v5) VALUES ('g', 'user^s1', 'role^course_staff', ?, '', '', '')", "course-v1^"+c3)
+		fx.legacy("s3", "OrgX", c3, "staff")
 		fx.override(migrator.CourseScope, c3, true, "on")
+		require.Equal(t, migrator.Forward, fx.event("c0", migrator.CourseScope, c3, fx.override(migrator.CourseScope, c3, true, "on")).Direction)
+		fx.exec("DELETE FROM authz_consumer_scope_state WHERE scope_key = ?", c3) // as if never seen
 		now := fx.override(migrator.CourseScope, c3, true, "off")
-		require.Equal(t, migrator.Rollback, fx.event("c2", migrator.CourseScope, c3, now).Direction)
+		require.Equal(t, migrator.Rollback, fx.event("c1", migrator.CourseScope, c3, now).Direction)
+	})
+}
+
+// The reordering found in production-like testing: a course override OFF is
+// saved and its event delayed; the org is switched ON (the org run leaves
+// the course out, for its own override); the course override is then
+// disabled, so the course follows the org and should be ON. Edge-triggered
+// decisions called the delayed event superseded and the last one a no-op,
+// and the course's roles stayed in the legacy table while its flag was on.
+func TestRegressionDelayedCourseEventAfterOrgRun(t *testing.T) {
+	dialects(t, func(t *testing.T, fx *fixture) {
+		fx.legacy("s1", "OrgX", c1, "staff")
+		fx.legacy("s2", "OrgX", "course-v1:OrgX+C2+2024", "staff")
+		courseOff := fx.override(migrator.CourseScope, c1, true, "off") // its event is delayed
+		orgOn := fx.override(migrator.OrgScope, "OrgX", true, "on")
+		res := fx.event("org-on", migrator.OrgScope, "OrgX", orgOn)
+		require.Equal(t, migrator.Forward, res.Direction)
+		require.Equal(t, []string{"s1|OrgX|" + c1 + "|staff"}, fx.legacyRows(), "the org run left C1 out")
+		removed := fx.override(migrator.CourseScope, c1, false, "off")
+
+		// The delayed event arrives now: C1 follows the org (on), its roles
+		// are in the legacy table: forward.
+		res = fx.event("course-off-delayed", migrator.CourseScope, c1, courseOff)
+		require.Equal(t, migrator.OutcomeRan, res.Outcome)
+		require.Equal(t, migrator.Forward, res.Direction)
+		require.Empty(t, fx.legacyRows())
+		require.Equal(t, migrator.OutcomeNoop, fx.event("course-removed", migrator.CourseScope, c1, removed).Outcome)
+		require.Len(t, fx.rules(), 2)
 	})
 }

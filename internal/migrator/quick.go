@@ -16,7 +16,7 @@ type Item struct {
 
 // HandleQuick settles, in one transaction, the longest prefix of items that
 // moves no data: events to ignore, duplicates, disabled events (automatic
-// migration off), no-op and superseded saves. It stops before the first
+// migration off), and no-op saves. It stops before the first
 // item that calls for a run or whose override row is not visible yet; the
 // caller hands that one to Handle. The results, one per settled item, are
 // durable when it returns; on error nothing is.
@@ -44,17 +44,16 @@ func (e *Engine) HandleQuick(ctx context.Context, items []Item) ([]Result, error
 // query, new outcome rows written in one statement at the end (decisions
 // see the rows this batch found superseded through pending).
 type quickBatch struct {
-	e          *Engine
-	t          *tx
-	prior      map[string]priorOutcome
-	superseded map[string]map[int64]bool // per scope: rows found superseded in this batch
-	duplicates map[string]Result
-	seen       map[string]bool // event ids settled in this batch
-	rows       [][]any
+	e       *Engine
+	t       *tx
+	prior   map[string]priorOutcome
+	seen    map[string]bool // event ids settled in this batch
+	rows    [][]any
+	applied map[string]bool // scopes whose applied state this batch recorded
 }
 
 func (e *Engine) newQuickBatch(t *tx) *quickBatch {
-	return &quickBatch{e: e, t: t, superseded: map[string]map[int64]bool{}, duplicates: map[string]Result{}, seen: map[string]bool{}}
+	return &quickBatch{e: e, t: t, seen: map[string]bool{}, applied: map[string]bool{}}
 }
 
 type priorOutcome struct {
@@ -108,28 +107,27 @@ func (q *quickBatch) one(ctx context.Context, it Item) (res Result, settled bool
 		return Result{Outcome: OutcomeDuplicate, RunID: p.runID.Int64, Direction: Direction(p.direction),
 			Detail: fmt.Sprintf("event already handled: %s %s", p.outcome, p.detail)}, true, run, nil
 	}
-	if reason := q.e.ignoreReason(ch); reason != "" {
+	switch reason := q.e.ignoreReason(ch); {
+	case reason != "":
 		res = Result{Outcome: OutcomeIgnored, Detail: reason}
-	} else {
-		prior, err := q.recordDuplicate(ctx, src, ch)
+	case !q.e.opts.AutoMigrate:
+		res = Result{Outcome: OutcomeDisabled, Detail: "automatic migration is off"}
+	default:
+		d, err := q.e.decide(ctx, q.t, ch)
 		if err != nil {
 			return Result{}, false, run, err
 		}
-		switch {
-		case prior.Outcome == OutcomeDuplicate:
-			res = prior
-		case !q.e.opts.AutoMigrate:
-			res = Result{Outcome: OutcomeDisabled, Detail: "automatic migration is off"}
-		default:
-			d, err := q.decide(ctx, ch)
-			if err != nil {
+		if d.outcome == OutcomeRan {
+			return Result{}, false, d, nil
+		}
+		if d.recordApplied && !q.applied[scopeKey(ch)] {
+			// Unknown until now, and nothing to move: remember the state.
+			if err := setApplied(ctx, q.t, ch.ScopeType, ch.ScopeKey, d.dir == Forward, 0, q.e.now()); err != nil {
 				return Result{}, false, run, err
 			}
-			if d.outcome == OutcomeRan {
-				return Result{}, false, d, nil
-			}
-			res = Result{Outcome: d.outcome, Detail: d.detail}
+			q.applied[scopeKey(ch)] = true
 		}
+		res = Result{Outcome: d.outcome, Detail: d.detail}
 	}
 	q.seen[src.EventID] = true
 	if known { // a disabled or parked event settled again: its row is updated
@@ -166,36 +164,6 @@ func (q *quickBatch) readPrior(ctx context.Context, items []Item) error {
 		}
 	}
 	return nil
-}
-
-// recordDuplicate is the package's, once per override row and batch: a
-// batch records no run, so the answer cannot change within it.
-func (q *quickBatch) recordDuplicate(ctx context.Context, src Source, ch Change) (Result, error) {
-	key := recordKey(ch)
-	if r, ok := q.duplicates[key]; ok {
-		return r, nil
-	}
-	r, err := recordDuplicate(ctx, q.t, src, ch)
-	if err == nil {
-		q.duplicates[key] = r
-	}
-	return r, err
-}
-func recordKey(ch Change) string {
-	return strings.Join([]string{ch.Flag, string(ch.ScopeType), ch.ScopeKey, fmt.Sprint(ch.RecordID)}, "\x00")
-}
-
-// decide is Engine.decide, told which rows this batch found superseded.
-func (q *quickBatch) decide(ctx context.Context, ch Change) (decision, error) {
-	key := scopeKey(ch)
-	d, err := q.e.decide(ctx, q.t, ch, q.superseded[key])
-	if err == nil && d.outcome == OutcomeSuperseded {
-		if q.superseded[key] == nil {
-			q.superseded[key] = map[int64]bool{}
-		}
-		q.superseded[key][ch.RecordID] = true
-	}
-	return d, err
 }
 
 func scopeKey(ch Change) string {

@@ -36,10 +36,11 @@ type report struct {
 	successes    []map[string]string
 	errors       map[string][]map[string]string
 	omitted      int
+	courses      map[string]bool // course keys whose roles moved (for the ledger)
 }
 
 func newReport(max int) *report {
-	return &report{max: max, successes: []map[string]string{}, errors: map[string][]map[string]string{}}
+	return &report{max: max, successes: []map[string]string{}, errors: map[string][]map[string]string{}, courses: map[string]bool{}}
 }
 
 func (r *report) success(en entry) {

@@ -86,6 +86,9 @@ func (e *Engine) rollback(ctx context.Context, t *tx, req Request, rep *report) 
 		}
 		for _, g := range cands {
 			rep.success(entry{subject: g.username, role: g.authz, scope: g.external})
+			if g.courseID != "" {
+				rep.courses[g.courseID] = true
+			}
 		}
 		if err := e.fault("rollback-batch"); err != nil {
 			return err

@@ -180,16 +180,16 @@ func (db *DB) Migrate(ctx context.Context) error {
 	if have == SchemaVersion {
 		return nil
 	}
-	// Version 1: the first set of own tables. Later versions append steps here.
-	for _, t := range OwnTables {
-		if err := db.createTable(ctx, t); err != nil {
-			return err
+	for v := have; v < SchemaVersion; v++ {
+		for _, t := range OwnMigrations[v] {
+			if err := db.createTable(ctx, t); err != nil {
+				return err
+			}
 		}
-	}
-	_, err = db.SQL.ExecContext(ctx, db.Rebind("INSERT INTO authz_consumer_schema (version, applied_at) VALUES (?, ?)"),
-		SchemaVersion, time.Now().UTC())
-	if err != nil {
-		return fmt.Errorf("record own schema version: %w", err)
+		if _, err := db.SQL.ExecContext(ctx, db.Rebind("INSERT INTO authz_consumer_schema (version, applied_at) VALUES (?, ?)"),
+			v+1, time.Now().UTC()); err != nil {
+			return fmt.Errorf("record own schema version %d: %w", v+1, err)
+		}
 	}
 	return nil
 }

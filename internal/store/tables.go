@@ -107,28 +107,48 @@ func overrideTable(name, keyCol string) Table {
 	}}
 }
 
-// SchemaVersion is the version of the service's own tables.
-const SchemaVersion = 1
-
-// OwnTables are the service's own tables (authz_consumer_*), versioned by
-// SchemaVersion.
-var OwnTables = []Table{
-	{Name: "authz_consumer_schema", Own: true, Columns: []Column{col("version", Int), col("applied_at", DateTime)}},
-	{Name: "authz_consumer_event", Own: true, Columns: []Column{
-		autoID(BigInt), vc("event_id", 255), vc("topic", 255), col("partition_no", Int), col("offset_no", BigInt),
-		vc("flag", 255), vc("scope_type", 20), vc("scope_key", 255), col("record_id", BigInt),
-		vc("outcome", 20), null(col("run_id", BigInt)), vc("direction", 20), col("detail", Text),
-		col("created_at", DateTime), col("updated_at", DateTime),
-	}, Indexes: []Index{
-		uniq("authz_consumer_event_event_id_uniq", "event_id"),
-		idx("authz_consumer_event_record_idx", "scope_type", "scope_key", "record_id"),
-	}},
-	{Name: "authz_consumer_parked", Own: true, Columns: []Column{
-		autoID(BigInt), vc("event_id", 255), vc("topic", 255), col("partition_no", Int), col("offset_no", BigInt),
-		null(col("msg_key", Blob)), null(col("msg_value", Blob)), col("headers", Text), vc("reason", 64), col("detail", Text),
-		col("parked_at", DateTime), null(col("redriven_at", DateTime)),
-	}, Indexes: []Index{uniq("authz_consumer_parked_source_uniq", "topic", "partition_no", "offset_no")}},
+// OwnMigrations are the versioned steps of the service's own tables
+// (authz_consumer_*): step i brings them to version i+1. Append only.
+var OwnMigrations = [][]Table{
+	// 1: schema version, event outcomes, parked events.
+	{
+		{Name: "authz_consumer_schema", Own: true, Columns: []Column{col("version", Int), col("applied_at", DateTime)}},
+		{Name: "authz_consumer_event", Own: true, Columns: []Column{
+			autoID(BigInt), vc("event_id", 255), vc("topic", 255), col("partition_no", Int), col("offset_no", BigInt),
+			vc("flag", 255), vc("scope_type", 20), vc("scope_key", 255), col("record_id", BigInt),
+			vc("outcome", 20), null(col("run_id", BigInt)), vc("direction", 20), col("detail", Text),
+			col("created_at", DateTime), col("updated_at", DateTime),
+		}, Indexes: []Index{
+			uniq("authz_consumer_event_event_id_uniq", "event_id"),
+			idx("authz_consumer_event_record_idx", "scope_type", "scope_key", "record_id"),
+		}},
+		{Name: "authz_consumer_parked", Own: true, Columns: []Column{
+			autoID(BigInt), vc("event_id", 255), vc("topic", 255), col("partition_no", Int), col("offset_no", BigInt),
+			null(col("msg_key", Blob)), null(col("msg_value", Blob)), col("headers", Text), vc("reason", 64), col("detail", Text),
+			col("parked_at", DateTime), null(col("redriven_at", DateTime)),
+		}, Indexes: []Index{uniq("authz_consumer_parked_source_uniq", "topic", "partition_no", "offset_no")}},
+	},
+	// 2: the ledger of applied states: the state ("on": authz, "off":
+	// legacy) this service last put each scope's roles into.
+	{
+		{Name: "authz_consumer_scope_state", Own: true, Columns: []Column{
+			autoID(BigInt), vc("scope_type", 20), vc("scope_key", 255), vc("applied", 3),
+			null(col("run_id", BigInt)), col("updated_at", DateTime),
+		}, Indexes: []Index{uniq("authz_consumer_scope_state_scope_uniq", "scope_type", "scope_key")}},
+	},
 }
+
+// SchemaVersion is the version of the service's own tables.
+var SchemaVersion = len(OwnMigrations)
+
+// OwnTables are the service's own tables at SchemaVersion.
+var OwnTables = func() []Table {
+	var out []Table
+	for _, step := range OwnMigrations {
+		out = append(out, step...)
+	}
+	return out
+}()
 
 // Names of the Open edX tables the service reads and writes, as the real
 // Django migrations name them.

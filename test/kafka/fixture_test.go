@@ -116,7 +116,7 @@ func final(toggles []Toggle) map[Scope]bool {
 
 // transitions counts the toggles that change their scope's effective
 // state, in publishing order: the runs a consumer makes when it keeps up
-// (a consumer that lags sees some events superseded and makes fewer).
+// (a consumer that lags reconciles several saves at once and makes fewer).
 func transitions(toggles []Toggle) int {
 	state, n := map[Scope]bool{}, 0
 	for _, tg := range toggles {

@@ -47,8 +47,8 @@ func TestPublishedEvents(t *testing.T) {
 
 // playReference publishes the plan round by round with `consumer publish`
 // and lets one `consumer run` (on SQLite) handle each round before the
-// next, so no event is superseded: every toggle that changes its scope's
-// state makes exactly one run in its direction, every other is a no-op.
+// next: every toggle that changes its scope's state makes exactly one run
+// in its direction, every other is a no-op.
 func playReference(t *testing.T) *reference {
 	ref := &reference{plan: newPlan(12, 4, 5), brokers: testenv.KafkaBrokers(t)}
 	ref.db = newTestDB(t, "sqlite", ref.plan)
