@@ -136,6 +136,13 @@ var OwnMigrations = [][]Table{
 			null(col("run_id", BigInt)), col("updated_at", DateTime),
 		}, Indexes: []Index{uniq("authz_consumer_scope_state_scope_uniq", "scope_type", "scope_key")}},
 	},
+	// 3: the sweep's durable watermarks over the append-only override
+	// tables, and the instance-wide flag state it last saw.
+	{
+		{Name: "authz_consumer_sweep", Own: true, Columns: []Column{
+			pkCol("id", Int, 0), col("course_mark", BigInt), col("org_mark", BigInt), vc("everyone", 3), col("updated_at", DateTime),
+		}},
+	},
 }
 
 // SchemaVersion is the version of the service's own tables.
