@@ -10,9 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"sort"
 	"strings"
 	"time"
@@ -160,30 +158,12 @@ func uniqueSorted(in []string) []string {
 	return out
 }
 
-// IsTransient reports whether err is worth retrying as it is: the database
-// or the network went away, a lock wait timed out, the context ended, or an
-// override row is not visible yet. Other errors fail the run for good.
+// IsTransient reports whether err is worth retrying as it is: an override
+// row not visible yet, an org lock another run holds, or a database error
+// store.Transient classifies as transient (connection lost, deadlock, lock
+// wait timeout, busy, ...). Other errors fail the run for good.
 func IsTransient(err error) bool {
-	if err == nil {
-		return false
-	}
-	var netErr net.Error
-	switch {
-	case errors.Is(err, ErrNotVisible), errors.Is(err, lock.ErrTimeout),
-		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded),
-		errors.Is(err, driver.ErrBadConn), errors.Is(err, sql.ErrConnDone),
-		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.As(err, &netErr):
-		return true
-	}
-	msg := err.Error()
-	for _, s := range []string{"database is locked", "SQLITE_BUSY", "invalid connection", "connection refused",
-		"broken pipe", "connection reset", "bad connection", "server has gone away", "Lock wait timeout",
-		"Deadlock found", "deadlock detected", "conn closed", "57P01", "terminating connection"} {
-		if strings.Contains(msg, s) {
-			return true
-		}
-	}
-	return false
+	return errors.Is(err, ErrNotVisible) || errors.Is(err, lock.ErrTimeout) || store.Transient(err)
 }
 
 // Validate checks a request and returns the orgs whose locks it needs.
