@@ -42,6 +42,8 @@ type Config struct {
 	LogFormat       string // json (default) or text
 	RetryMaxBackoff time.Duration
 	NotVisibleLimit time.Duration // how long an override row may stay invisible before parking
+	SweepInterval   time.Duration // how often the sweep reconciles changed scopes; 0: never
+	ReconcileGlobal bool          // reconcile flips of the instance-wide flag org by org
 }
 
 // Defaults that work on a laptop.
@@ -55,6 +57,7 @@ const (
 	DefaultLogFormat       = "json"
 	DefaultRetryMaxBackoff = 30 * time.Second
 	DefaultNotVisibleLimit = 2 * time.Minute
+	DefaultSweepInterval   = time.Minute
 
 	// TopicSuffix is the topic name without prefix (SPEC 9).
 	TopicSuffix = "waffle-flag-override-lifecycle"

@@ -46,6 +46,7 @@ func TestDefaults(t *testing.T) {
 		LogFormat:       "json",
 		RetryMaxBackoff: 30 * time.Second,
 		NotVisibleLimit: 2 * time.Minute,
+		SweepInterval:   time.Minute,
 	}, cfg)
 	require.NoError(t, cfg.Validate(), "laptop defaults must validate")
 }
@@ -65,6 +66,8 @@ func TestSources(t *testing.T) {
 				"AUTHZ_CONSUMER_AUTO_MIGRATE":        "true",
 				"AUTHZ_CONSUMER_RETRY_MAX_BACKOFF":   "5s",
 				"AUTHZ_CONSUMER_NOT_VISIBLE_LIMIT":   "90s",
+				"AUTHZ_CONSUMER_SWEEP_INTERVAL":      "5m",
+				"AUTHZ_CONSUMER_RECONCILE_GLOBAL":    "true",
 				"AUTHZ_CONSUMER_SASL_MECHANISM":      "scram-sha-512",
 				"AUTHZ_CONSUMER_LOG_LEVEL":           "DEBUG",
 				"AUTHZ_CONSUMER_WATCHED_FLAG":        "my.flag",
@@ -78,6 +81,8 @@ func TestSources(t *testing.T) {
 				require.True(t, c.TLSEnabled)
 				require.Equal(t, 5*time.Second, c.RetryMaxBackoff)
 				require.Equal(t, 90*time.Second, c.NotVisibleLimit)
+				require.Equal(t, 5*time.Minute, c.SweepInterval)
+				require.True(t, c.ReconcileGlobal)
 				require.Equal(t, "SCRAM-SHA-512", c.SASLMechanism)
 				require.Equal(t, "debug", c.LogLevel)
 				require.Equal(t, "my.flag", c.WatchedFlag)
@@ -176,7 +181,7 @@ func TestRegisterHelpNamesEnv(t *testing.T) {
 		n++
 		require.Contains(t, f.Usage, "[env "+config.EnvVar(f.Name)+"]", f.Name)
 	})
-	require.Equal(t, 23, n, "one flag per Config field")
+	require.Equal(t, 25, n, "one flag per Config field")
 	require.Equal(t, "AUTHZ_CONSUMER_SCHEMA_REGISTRY_PASSWORD", config.EnvVar("schema-registry-password"))
 }
 

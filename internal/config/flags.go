@@ -76,6 +76,10 @@ func Register(fs *pflag.FlagSet, cfg *Config) {
 		"longest wait between retries of a transient failure (database or broker down)")
 	r.duration(&cfg.NotVisibleLimit, "not-visible-limit", DefaultNotVisibleLimit,
 		"how long an event's override row may stay invisible in the database before the event is parked")
+	r.duration(&cfg.SweepInterval, "sweep-interval", DefaultSweepInterval,
+		"how often the sweep reconciles every scope whose override rows changed since the last sweep (heals lost events; runs only with --auto-migrate; 0 turns it off)")
+	r.boolean(&cfg.ReconcileGlobal, "reconcile-global", false,
+		"when the flag changes for everyone (waffle_flag.everyone), reconcile every org that has no override of its own (off: the flip is only reported)")
 }
 
 // RegisterDatabase adds only the settings a database-only command needs

@@ -54,6 +54,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("log_format", r.LogFormat),
 		slog.Duration("retry_max_backoff", r.RetryMaxBackoff),
 		slog.Duration("not_visible_limit", r.NotVisibleLimit),
+		slog.Duration("sweep_interval", r.SweepInterval),
+		slog.Bool("reconcile_global", r.ReconcileGlobal),
 	)
 }
 

@@ -76,6 +76,9 @@ func (c Config) Validate() error {
 	if c.RetryMaxBackoff <= 0 {
 		errs = append(errs, fmt.Errorf("%s: %s must be positive", setting("retry-max-backoff"), c.RetryMaxBackoff))
 	}
+	if c.SweepInterval < 0 {
+		errs = append(errs, fmt.Errorf("%s: %s must not be negative (0 turns the sweep off)", setting("sweep-interval"), c.SweepInterval))
+	}
 	if c.NotVisibleLimit <= 0 {
 		errs = append(errs, fmt.Errorf("%s: %s must be positive", setting("not-visible-limit"), c.NotVisibleLimit))
 	}
