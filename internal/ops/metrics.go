@@ -34,6 +34,9 @@ type Metrics struct {
 	parkedTotal   prometheus.Counter
 	parkedPending prometheus.Gauge
 	retries       *prometheus.CounterVec
+	sweepScopes   prometheus.Counter
+	sweepDrift    prometheus.Counter
+	globalFlips   *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them, with the Go runtime
@@ -77,9 +80,24 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Namespace: Namespace, Name: "retries_total",
 			Help: "Transient failures retried with backoff, by reason (database, broker, not_visible, registry).",
 		}, []string{"reason"}),
+		sweepScopes: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "sweep_scopes_total",
+			Help: "Scopes the sweep reconciled (their override rows changed since the last sweep).",
+		}),
+		sweepDrift: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "sweep_drift_total",
+			Help: "Scopes the sweep found with roles on the wrong side, and moved (a lost event, or a global flip reconciled).",
+		}),
+		globalFlips: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "global_flips_total",
+			Help: "Changes of the watched flag for everyone (waffle_flag.everyone) seen by the sweep, by the new state.",
+		}, []string{"state"}),
 	}
 	for _, o := range Outcomes {
 		m.events.WithLabelValues(o)
+	}
+	for _, st := range []string{"on", "off"} {
+		m.globalFlips.WithLabelValues(st)
 	}
 	for _, t := range RunTypes {
 		m.runDuration.WithLabelValues(t)
@@ -88,7 +106,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}
 	}
 	if reg != nil {
-		reg.MustRegister(m.events, m.runs, m.runDuration, m.lockWait, m.lag, m.parkedTotal, m.parkedPending, m.retries)
+		reg.MustRegister(m.events, m.runs, m.runDuration, m.lockWait, m.lag, m.parkedTotal, m.parkedPending, m.retries,
+			m.sweepScopes, m.sweepDrift, m.globalFlips)
 		registerShared(reg, collectors.NewGoCollector())
 		registerShared(reg, collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
@@ -102,6 +121,20 @@ func registerShared(reg prometheus.Registerer, c prometheus.Collector) {
 		if !errors.As(err, &are) {
 			panic(err)
 		}
+	}
+}
+
+// Sweep records what one sweep did: scopes reconciled, scopes found with
+// roles on the wrong side, and the flag's new state for everyone when it
+// flipped ("" when not).
+func (m *Metrics) Sweep(scopes, drift int, globalFlip string) {
+	if m == nil {
+		return
+	}
+	m.sweepScopes.Add(float64(scopes))
+	m.sweepDrift.Add(float64(drift))
+	if globalFlip != "" {
+		m.globalFlips.WithLabelValues(globalFlip).Inc()
 	}
 }
 

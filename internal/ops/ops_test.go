@@ -266,6 +266,7 @@ func TestNilMetricsRecordNothing(t *testing.T) {
 	m.Parked()
 	m.SetParkedPending(1)
 	m.Retry("broker")
+	m.Sweep(3, 1, "on")
 	require.NotNil(t, ops.NewMetrics(nil), "metrics without a registry still work")
 }
 
@@ -284,5 +285,6 @@ func TestNewMetricsBesideExistingRuntimeCollectors(t *testing.T) {
 	require.ElementsMatch(t, []string{
 		"authz_consumer_events_total", "authz_consumer_runs_total", "authz_consumer_run_duration_seconds",
 		"authz_consumer_lock_wait_seconds", "authz_consumer_parked_total", "authz_consumer_parked_pending",
+		"authz_consumer_sweep_scopes_total", "authz_consumer_sweep_drift_total", "authz_consumer_global_flips_total",
 	}, names, "series created at zero are exposed before the first event")
 }
