@@ -54,12 +54,12 @@ func addGroupings(ctx context.Context, db *store.DB, t *tx, rules [][3]string) (
 	for i, l := range lines {
 		ids[i] = int64(l.ID)
 	}
-	if db.Dialect == store.MySQL {
-		// MySQL hands out a batch's ids consecutively only in some
-		// auto-increment lock modes: check what gorm derived.
-		if err := verifyIDs(ctx, t, ids, rules); err != nil {
-			return nil, err
-		}
+	// The companion rows point at these ids, so check them on every
+	// dialect: MySQL hands out a batch's ids consecutively only in some
+	// auto-increment lock modes, and no SQL standard promises that
+	// RETURNING lists rows in the order they were inserted.
+	if err := verifyIDs(ctx, t, ids, rules); err != nil {
+		return nil, err
 	}
 	return ids, nil
 }
