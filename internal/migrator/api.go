@@ -33,7 +33,7 @@ const (
 // Trigger says why a run happened; it is written under extra metadata keys
 // so an operator can trace a run back to its cause.
 type Trigger struct {
-	Kind      string // "manual" or "event"
+	Kind      string // TriggerEvent, TriggerManual, TriggerSweep, TriggerGlobal or TriggerReconcile
 	EventID   string
 	Topic     string
 	Partition int
@@ -52,6 +52,9 @@ type Request struct {
 	// Excluded lists courses of an org run left out because their own
 	// override disagrees with the org's new state (SPEC 4).
 	Excluded []string
+	// DryRun does the run's work in its transaction and rolls it back: the
+	// returned run is the plan (ID 0, DryRun set) and nothing is written.
+	DryRun bool
 }
 
 // Run is one row of openedx_authz_authzcourseauthoringmigrationrun.
@@ -65,6 +68,7 @@ type Run struct {
 	UpdatedAt     time.Time
 	CompletedAt   *time.Time
 	Metadata      map[string]any
+	DryRun        bool // a plan: never written, ID is 0
 }
 
 // Change is a decoded flag-override event as the engine needs it.

@@ -203,16 +203,39 @@ func (r Request) scopeKey() string {
 // and a failed run is recorded (and returned with a nil error). A transient
 // error (database gone, lock timeout, cancelled) is returned and nothing is
 // written.
+//
+// A dry run (req.DryRun) does the same work and rolls it back: the run
+// returned is the plan, exactly what the run would do now, and nothing is
+// written (not even a failed or skipped run).
 func (e *Engine) Run(ctx context.Context, req Request) (*Run, error) {
+	return e.run(ctx, req, nil)
+}
+
+// run is Run with an optional plan step, called under the lock before the
+// run: it decides the run from the database as it is now (it may set req's
+// direction and left-out courses), or says none is needed (nil run).
+func (e *Engine) run(ctx context.Context, req Request, plan func(context.Context, *tx, *Request) (bool, error)) (*Run, error) {
 	orgs, err := req.orgs()
 	if err != nil {
 		return nil, err
 	}
 	var run *Run
 	err = e.locked(ctx, orgs, func(t *tx) error {
+		run = nil
+		if plan != nil {
+			if ok, err := plan(ctx, t, &req); err != nil || !ok {
+				return err
+			}
+		}
 		run, err = e.runIn(ctx, t, req)
+		if err == nil && req.DryRun {
+			return errDryRun
+		}
 		return err
 	})
+	if req.DryRun {
+		return dryRunResult(run, req, err)
+	}
 	if errors.Is(err, lock.ErrTimeout) && req.Trigger.Kind != "event" {
 		// A manual run does not wait forever behind another run of the
 		// scope's org: like openedx-authz, it records a skipped run.

@@ -35,12 +35,13 @@ type report struct {
 	errorCount   int
 	successes    []map[string]string
 	errors       map[string][]map[string]string
+	reasons      map[string]int // exact error count by reason (lists are capped)
 	omitted      int
 	courses      map[string]bool // course keys whose roles moved (for the ledger)
 }
 
 func newReport(max int) *report {
-	return &report{max: max, successes: []map[string]string{}, errors: map[string][]map[string]string{}, courses: map[string]bool{}}
+	return &report{max: max, successes: []map[string]string{}, errors: map[string][]map[string]string{}, reasons: map[string]int{}, courses: map[string]bool{}}
 }
 
 func (r *report) success(en entry) {
@@ -54,6 +55,7 @@ func (r *report) success(en entry) {
 
 func (r *report) fail(reason string, en entry) {
 	r.errorCount++
+	r.reasons[reason]++
 	if len(r.errors[reason]) < r.max {
 		r.errors[reason] = append(r.errors[reason], en.value())
 		return
@@ -86,6 +88,10 @@ func (r *report) metadata(req Request) map[string]any {
 	}
 	if len(req.Excluded) > 0 {
 		md["excluded_courses"] = req.Excluded
+	}
+	if req.DryRun { // never written: these keys stay out of stored runs
+		md["dry_run"] = true
+		md["error_counts"] = r.reasons
 	}
 	return md
 }
