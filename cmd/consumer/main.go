@@ -35,6 +35,8 @@ func newRootCmd() *cobra.Command {
 		newSchemaCmd(),
 		newMigrateCmd(),
 		newRollbackCmd(),
+		newVerifyCmd(),
+		newReconcileCmd(),
 		newRunsCmd(),
 		newRunCmd(),
 		newDevCmd(),

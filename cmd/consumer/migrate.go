@@ -33,16 +33,18 @@ func manualRunCmd(dir migrator.Direction, use, short string) *cobra.Command {
 		courses []string
 		org     string
 		del     bool
+		dryRun  bool
 	)
 	cmd := &cobra.Command{
-		Use:   use + " (--course-id-list KEY [KEY...] | --org-id ORG) [--delete]",
+		Use:   use + " (--course-id-list KEY [KEY...] | --org-id ORG) [--delete] [--dry-run]",
 		Short: short,
 		Long: short + `.
 
 Each course key, or the org, is one run under the org's advisory lock, recorded in
 openedx_authz_authzcourseauthoringmigrationrun with trigger "manual". Without --delete
 the source rows stay (a copy); with it they are removed once moved.
-Exit code 1 when a run failed.`,
+--dry-run prints the plan instead (the rows each run would move, its errors by reason)
+and writes nothing. Exit code 1 when a run failed (or, dry, would fail).`,
 		Example: "  consumer " + use + " --org-id OrgX --delete\n  consumer " + use + " --course-id-list course-v1:OrgX+C1+2024 course-v1:OrgX+C2+2024",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			courses = append(courses, args...) // --course-id-list K1 K2: the rest arrive as args
@@ -52,6 +54,9 @@ Exit code 1 when a run failed.`,
 			reqs, err := manualRequests(dir, courses, org, del)
 			if err != nil {
 				return err
+			}
+			for i := range reqs {
+				reqs[i].DryRun = dryRun
 			}
 			db, eng, err := f.openEngine(cmd)
 			if err != nil {
@@ -78,6 +83,12 @@ Exit code 1 when a run failed.`,
 					failed++
 				}
 			}
+			if dryRun {
+				fmt.Fprintln(cmd.OutOrStdout(), "dry run: nothing was written")
+				if failed > 0 {
+					return fmt.Errorf("%d of %d runs would fail", failed, len(reqs))
+				}
+			}
 			if failed > 0 {
 				return fmt.Errorf("%d of %d runs failed (see `consumer runs show ID`)", failed, len(reqs))
 			}
@@ -88,6 +99,7 @@ Exit code 1 when a run failed.`,
 	cmd.Flags().StringSliceVar(&courses, "course-id-list", nil, "course keys (course-v1:ORG+COURSE+RUN), space or comma separated")
 	cmd.Flags().StringVar(&org, "org-id", "", "org short name: its org-wide roles and every course of it")
 	cmd.Flags().BoolVar(&del, "delete", false, "delete the source rows once moved")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the plan (rows that would move, errors by reason) and write nothing")
 	return cmd
 }
 
@@ -110,9 +122,77 @@ func manualRequests(dir migrator.Direction, courses []string, org string, del bo
 	return reqs, nil
 }
 
-// printRun prints the one-line summary of a run.
+// printRun prints the one-line summary of a run; a dry run's plan also
+// lists what it would move and leave (capped).
 func printRun(w io.Writer, r *migrator.Run) {
+	if r.DryRun {
+		fmt.Fprintf(w, "plan   %-8s %-6s %-40s %-15s %s\n", r.MigrationType, r.ScopeType, r.ScopeKey, r.Status, runSummary(r))
+		printPlanRows(w, r.Metadata)
+		return
+	}
 	fmt.Fprintf(w, "run %d  %-8s %-6s %-40s %-15s %s\n", r.ID, r.MigrationType, r.ScopeType, r.ScopeKey, r.Status, runSummary(r))
+}
+
+// planListed caps the rows a plan lists to move, and per error reason.
+const planListed = 20
+
+func printPlanRows(w io.Writer, md map[string]any) {
+	if ex, ok := md["excluded_courses"].([]any); ok && len(ex) > 0 {
+		fmt.Fprintf(w, "  left out for their own override: %s\n", joinAny(ex, ", "))
+	}
+	list := func(verb string, entries []any, count int) {
+		for i, en := range entries {
+			if i == planListed {
+				break
+			}
+			fmt.Fprintf(w, "  %s: %s\n", verb, entryText(en))
+		}
+		if shown := min(len(entries), planListed); count > shown {
+			fmt.Fprintf(w, "  %s: ... and %d more\n", verb, count-shown)
+		}
+	}
+	successes, _ := md["successes"].([]any)
+	list("move", successes, asInt(md["success_count"]))
+	errs, _ := md["errors"].(map[string]any)
+	counts, _ := md["error_counts"].(map[string]any)
+	reasons := make([]string, 0, len(errs))
+	for reason := range errs {
+		reasons = append(reasons, reason)
+	}
+	sort.Strings(reasons)
+	for _, reason := range reasons {
+		entries, _ := errs[reason].([]any)
+		list(reason, entries, max(len(entries), asInt(counts[reason])))
+	}
+}
+
+// entryText renders a metadata entry: subject role scope (details).
+func entryText(en any) string {
+	m, _ := en.(map[string]any)
+	var parts []string
+	for _, k := range []string{"subject", "role", "scope"} {
+		if v, ok := m[k]; ok {
+			parts = append(parts, fmt.Sprint(v))
+		}
+	}
+	s := strings.Join(parts, "  ")
+	if d, ok := m["details"]; ok {
+		s += "  (" + fmt.Sprint(d) + ")"
+	}
+	return s
+}
+
+func joinAny(vs []any, sep string) string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = fmt.Sprint(v)
+	}
+	return strings.Join(out, sep)
+}
+
+func asInt(v any) int {
+	f, _ := v.(float64) // metadata numbers, as JSON reads them
+	return int(f)
 }
 
 func runSummary(r *migrator.Run) string {
@@ -123,12 +203,17 @@ func runSummary(r *migrator.Run) string {
 	if s, ok := md["skip_reason"]; ok {
 		return fmt.Sprint(s)
 	}
-	s := fmt.Sprintf("moved %v of %v", md["success_count"], md["total"])
+	verb := "moved"
+	if r.DryRun {
+		verb = "would move"
+	}
+	s := fmt.Sprintf("%s %v of %v", verb, md["success_count"], md["total"])
 	if errs, ok := md["errors"].(map[string]any); ok && len(errs) > 0 {
+		counts, _ := md["error_counts"].(map[string]any) // exact where lists are capped (plans)
 		var parts []string
 		for reason, list := range errs {
 			if l, ok := list.([]any); ok {
-				parts = append(parts, fmt.Sprintf("%s %d", reason, len(l)))
+				parts = append(parts, fmt.Sprintf("%s %d", reason, max(len(l), asInt(counts[reason]))))
 			}
 		}
 		sort.Strings(parts)
