@@ -29,11 +29,7 @@ out) and writes nothing: each org's runs are made in one transaction that is rol
 Exit code 1 when a run failed (or, dry, would fail).`,
 		Example: "  consumer reconcile --all --dry-run\n  consumer reconcile --org-id DemoX\n  consumer reconcile --course-id-list course-v1:DemoX+Intro+2024",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			filter, err := sel.filter(args, true)
-			if err != nil {
-				return err
-			}
-			db, eng, err := f.openWatching(cmd)
+			db, eng, rep, err := verifySelected(cmd, &f, &sel, args, true)
 			if err != nil {
 				return err
 			}
@@ -43,10 +39,6 @@ Exit code 1 when a run failed (or, dry, would fail).`,
 				if err := db.Migrate(cmd.Context()); err != nil {
 					return err
 				}
-			}
-			rep, err := eng.Verify(cmd.Context(), filter)
-			if err != nil {
-				return err
 			}
 			out := cmd.OutOrStdout()
 			drifting := rep.Drifting()

@@ -128,8 +128,8 @@ func TestLostEventVerifyThenReconcile(t *testing.T) {
 // verify and reconcile refuse a bad selection before touching the database.
 func TestVerifyAndReconcileArguments(t *testing.T) {
 	for args, want := range map[string]string{
-		"reconcile":                           "give exactly one of --course-id-list, --org-id and --all",
-		"reconcile --all --org-id DemoX":      "give exactly one of",
+		"reconcile":                      "give exactly one of --course-id-list, --org-id and --all",
+		"reconcile --all --org-id DemoX": "give exactly one of",
 		"verify --org-id DemoX --course-id-list course-v1:DemoX+Intro+2024": "give at most one of",
 		"verify --course-id-list DemoX/Intro/2024":                          "is not a course-v1 course key",
 		"reconcile --org-id Demo+X":                                         "is not a valid org short name",

@@ -42,19 +42,11 @@ It reads in one read-only transaction and writes nothing. Exit code 1 when there
 (or on an error, with its message on stderr), 0 otherwise; ` + "`consumer reconcile`" + ` fixes drift.`,
 		Example: "  consumer verify\n  consumer verify --org-id DemoX --json",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			filter, err := sel.filter(args, false)
-			if err != nil {
-				return err
-			}
-			db, eng, err := f.openWatching(cmd)
+			db, _, rep, err := verifySelected(cmd, &f, &sel, args, false)
 			if err != nil {
 				return err
 			}
 			defer db.Close()
-			rep, err := eng.Verify(cmd.Context(), filter)
-			if err != nil {
-				return err
-			}
 			if !allScopes {
 				rep.Scopes = worthShowing(rep.Scopes)
 			}
@@ -122,6 +114,25 @@ func (s *scopeSelection) filter(args []string, required bool) (migrator.VerifyFi
 		}
 	}
 	return migrator.VerifyFilter{Courses: s.courses}, nil
+}
+
+// verifySelected validates the selection, opens the database and reports
+// its drift; the caller closes db.
+func verifySelected(cmd *cobra.Command, f *dbFlags, sel *scopeSelection, args []string, required bool) (*store.DB, *migrator.Engine, *migrator.DriftReport, error) {
+	filter, err := sel.filter(args, required)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	db, eng, err := f.openWatching(cmd)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	rep, err := eng.Verify(cmd.Context(), filter)
+	if err != nil {
+		db.Close()
+		return nil, nil, nil, err
+	}
+	return db, eng, rep, nil
 }
 
 // openWatching opens the engine with the watched flag of --watched-flag,
