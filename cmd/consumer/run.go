@@ -14,11 +14,17 @@ import (
 
 	"authz-flag-consumer/internal/config"
 	"authz-flag-consumer/internal/consumer"
+	"authz-flag-consumer/internal/consumer/shutdown"
 	"authz-flag-consumer/internal/events"
 	"authz-flag-consumer/internal/migrator"
 	"authz-flag-consumer/internal/ops"
 	"authz-flag-consumer/internal/store"
 )
+
+// Signals that arrive before main has installed its handlers are caught by
+// package shutdown from the process's first moments; once a command runs,
+// main's handlers are there to take them.
+func init() { cobra.OnInitialize(shutdown.Handoff) }
 
 func newRunCmd() *cobra.Command {
 	var (
@@ -39,14 +45,21 @@ SIGTERM drains: the event in hand finishes, offsets are committed, exit 0.`,
 			if err := loadKafkaConfig(cmd, &cfg); err != nil {
 				return err
 			}
+			ctx := cmd.Context()
 			log := cfg.Logger(os.Stderr)
 			log.Info("starting", "config", cfg)
-			svc, err := startService(cmd.Context(), cfg, tune, log, nil)
+			svc, err := startService(ctx, cfg, tune, log, nil)
 			if err != nil {
+				if ctx.Err() != nil {
+					// SIGTERM while connecting (a database that does not
+					// answer yet, say): a stop like any other.
+					log.Info("stopped while starting", "while", "opening the database", "interrupted", err.Error())
+					return nil
+				}
 				return err
 			}
 			defer svc.Close()
-			return svc.Run(cmd.Context())
+			return svc.Run(ctx)
 		},
 	}
 	config.Register(cmd.Flags(), &cfg)
@@ -210,8 +223,10 @@ func startService(ctx context.Context, cfg config.Config, tune tuning, log *slog
 		return nil, err
 	}
 	s.countParked(ctx)
-	s.warnForeignRuns(ctx)
-	s.ensureDeadLetterTopic(ctx)
+	if ctx.Err() == nil { // when stopping already, these could only fail
+		s.warnForeignRuns(ctx)
+		s.ensureDeadLetterTopic(ctx)
+	}
 	return s, nil
 }
 

@@ -179,7 +179,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	// joined, and the Open edX producer creates the topic with its first
 	// event: wait for the topic first (not ready meanwhile).
 	if err := c.waitForTopic(ctx); err != nil {
-		c.log.Info("drained before the topic appeared")
+		c.log.Info("stopped while starting", "while", "waiting for the topic")
 		return nil
 	}
 	r := kafka.NewReader(kafka.ReaderConfig{
@@ -219,7 +219,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 		switch {
 		case ctx.Err() != nil:
 			c.commit(context.WithoutCancel(ctx), r, batch)
-			c.log.Info("drained")
+			if c.joinedOnce() {
+				c.log.Info("drained")
+			} else {
+				c.log.Info("stopped while starting", "while", "joining the group")
+			}
 			return nil
 		case errors.Is(err, errIdle):
 			c.commit(ctx, r, batch)
@@ -331,6 +335,9 @@ func (c *Consumer) waitForTopic(ctx context.Context) error {
 	for attempt := 1; ; attempt++ {
 		var err error
 		for _, b := range c.opts.Brokers {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
 			var parts []kafka.Partition
 			if parts, err = dialer.LookupPartitions(ctx, "tcp", b, c.opts.Topic); err == nil && len(parts) > 0 {
 				c.setWaiting("", false)
@@ -539,6 +546,16 @@ func (c *Consumer) backoff(n int) time.Duration {
 	}
 	d = min(d, c.opts.MaxBackoff)
 	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
+// joinedOnce reports whether the reader has joined its group at least once.
+func (c *Consumer) joinedOnce() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.reader != nil {
+		c.rebalances += c.reader.Stats().Rebalances
+	}
+	return c.rebalances > 0
 }
 
 // Joined returns nil once the reader has joined its group, for the
