@@ -17,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -282,11 +283,10 @@ func (c *Consumer) settleAll(ctx context.Context, msgs []kafka.Message) ([]Settl
 	decoded := make([]Settled, len(msgs))
 	ok := make([]bool, len(msgs))
 	for i, m := range msgs {
-		ev, err := c.opts.Decoder.Decode(ctx, message(m))
-		decoded[i] = Settled{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: string(m.Key), Attempts: 1}
-		if err == nil {
-			decoded[i].EventID, decoded[i].Change, ok[i] = eventID(ev, m), change(ev), true
-		}
+		var reason string
+		var err error
+		decoded[i], reason, _, err = c.decode(ctx, m)
+		ok[i] = reason == "" && err == nil
 	}
 	var out []Settled
 	for i := 0; i < len(msgs); {
@@ -387,25 +387,53 @@ func (c *Consumer) fetch(ctx context.Context, r *kafka.Reader, b *batch) (kafka.
 	return m, err
 }
 
+// decode decodes m into what the engine is given, every value storable
+// (see storable.go). When m is to be parked, reason and detail say why; err
+// is a decode failure worth a retry (the registry unreachable).
+func (c *Consumer) decode(ctx context.Context, m kafka.Message) (s Settled, reason, detail string, err error) {
+	s = Settled{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: string(m.Key), Attempts: 1}
+	var idNote string
+	s.EventID, idNote = eventID(m)
+	ev, err := c.opts.Decoder.Decode(ctx, message(m))
+	if err != nil {
+		if reason, detail, bad := malformed(err); bad {
+			if idNote != "" { // the decoder's reason is the more useful one
+				detail = strings.TrimPrefix(detail+"; "+idNote, "; ")
+			}
+			return s, reason, detail, nil
+		}
+		return s, "", "", err
+	}
+	if idNote != "" {
+		return s, ReasonBadEventID, idNote, nil
+	}
+	var changed []string
+	s.Change, changed = storableChange(change(ev))
+	if len(changed) > 0 {
+		c.log.Warn("event values cut to fit their columns", "partition", m.Partition, "offset", m.Offset, "event_id", s.EventID, "fields", changed)
+	}
+	return s, "", "", nil
+}
+
 // settle decodes one message and has the engine act on it, retrying
 // transient failures with backoff until it is handled or parked. It
 // returns an error only when ctx ends first.
 func (c *Consumer) settle(ctx context.Context, m kafka.Message) (Settled, error) {
-	s := Settled{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: string(m.Key)}
+	var s Settled
 	log := c.log.With("partition", m.Partition, "offset", m.Offset, "key", string(m.Key))
 	var invisibleSince time.Time
 	for attempt := 1; ; attempt++ {
-		s.Attempts = attempt
 		if attempt > 1 {
 			if err := c.opts.Sleep(ctx, c.backoff(attempt-1)); err != nil {
 				return s, err
 			}
 		}
-		ev, err := c.opts.Decoder.Decode(ctx, message(m))
+		d, reason, detail, err := c.decode(ctx, m)
+		s, s.Attempts = d, attempt
+		if reason != "" {
+			return c.park(ctx, m, s, reason, detail)
+		}
 		if err != nil {
-			if reason, detail, bad := malformed(err); bad {
-				return c.park(ctx, m, s, reason, detail)
-			}
 			if ctx.Err() != nil {
 				return s, ctx.Err()
 			}
@@ -413,7 +441,6 @@ func (c *Consumer) settle(ctx context.Context, m kafka.Message) (Settled, error)
 			log.Warn("decode failed, retrying", "attempt", attempt, "error", err)
 			continue
 		}
-		s.EventID, s.Change = eventID(ev, m), change(ev)
 		src := migrator.Source{EventID: s.EventID, Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}
 		// The engine's transaction is not cancelled by shutdown: the event in
 		// hand finishes (SPEC 10's drain), bounded by the engine's lock timeout.
@@ -437,6 +464,9 @@ func (c *Consumer) settle(ctx context.Context, m kafka.Message) (Settled, error)
 			}
 			c.opts.Metrics.Retry("not_visible")
 			log.Info("override row not visible yet, retrying", "event_id", s.EventID, "record_id", s.Change.RecordID, "attempt", attempt)
+		case !migrator.IsTransient(err):
+			// Retrying would fail the same way and hold up the partition.
+			return c.park(ctx, m, s, ReasonHandlerError, err.Error())
 		default:
 			c.opts.Metrics.Retry("database")
 			log.Warn("handle failed, retrying", "event_id", s.EventID, "attempt", attempt, "error", err)
@@ -451,19 +481,19 @@ func (c *Consumer) settle(ctx context.Context, m kafka.Message) (Settled, error)
 // became visible within the not-visible limit.
 const ReasonNotVisible = "override_not_visible"
 
+// ReasonHandlerError is the park reason of an event the engine failed on
+// with an error that is not transient (migrator.IsTransient): retrying
+// would fail the same way for ever. Re-drive it once the cause is fixed.
+const ReasonHandlerError = "handler_error"
+
 // park writes the message to the dead-letter topic and records it in the
 // database, retrying each until done; both happen before the offset is
 // committed. Both are idempotent per source, so a crash in between only
 // repeats them.
 func (c *Consumer) park(ctx context.Context, m kafka.Message, s Settled, reason, detail string) (Settled, error) {
+	detail = storableText(detail) // s.EventID is storable already (decode)
 	s.Reason, s.Detail = reason, detail
 	s.Result = migrator.Result{Outcome: migrator.OutcomeParked, Detail: reason + ": " + detail}
-	if s.EventID == "" {
-		s.EventID = sourceID(m)
-		if id := header(m, "ce_id"); id != "" {
-			s.EventID = id
-		}
-	}
 	dead := deadLetter(m, reason, detail)
 	p := migrator.ParkedEvent{
 		EventID:   s.EventID,
@@ -489,7 +519,14 @@ func (c *Consumer) park(ctx context.Context, m kafka.Message, s Settled, reason,
 			c.log.Warn("event parked", "partition", m.Partition, "offset", m.Offset, "event_id", s.EventID, "reason", reason, "detail", detail)
 			return s, nil
 		}
-		c.log.Warn("park failed, retrying", "partition", m.Partition, "offset", m.Offset, "attempt", attempt, "error", err)
+		// Parking is the last resort, so it is retried even when the error
+		// is not transient (its values are storable: a missing table, a
+		// missing dead-letter topic). That needs an operator: say so louder.
+		level := slog.LevelWarn
+		if !migrator.IsTransient(err) {
+			level = slog.LevelError
+		}
+		c.log.Log(ctx, level, "park failed, retrying", "partition", m.Partition, "offset", m.Offset, "attempt", attempt, "error", err)
 		if err := c.opts.Sleep(ctx, c.backoff(attempt)); err != nil {
 			return s, err
 		}

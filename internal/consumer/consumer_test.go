@@ -3,7 +3,6 @@ package consumer_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -443,8 +442,9 @@ func TestReplayToTime(t *testing.T) {
 	require.Equal(t, migrator.OutcomeDuplicate, s[0].Result.Outcome)
 }
 
-// flaky fails its first n Handle calls with a transient error (a database
-// that went away), then hands over to the real engine.
+// flaky fails its first n Handle calls with a transient error (a real
+// refused connection, as when the database went away), then hands over to
+// the real engine.
 type flaky struct {
 	consumer.Engine
 	mu    sync.Mutex
@@ -458,7 +458,7 @@ func (f *flaky) Handle(ctx context.Context, src migrator.Source, ch migrator.Cha
 	fail := f.calls <= f.n
 	f.mu.Unlock()
 	if fail {
-		return migrator.Result{}, errors.New("dial tcp 127.0.0.1:3306: connect: connection refused")
+		return migrator.Result{}, refusedDial()
 	}
 	return f.Engine.Handle(ctx, src, ch)
 }

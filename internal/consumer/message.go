@@ -64,14 +64,6 @@ func change(ev events.Event) migrator.Change {
 	}
 }
 
-// eventID is the idempotency key (SPEC 9): ce_id, else topic/partition/offset.
-func eventID(ev events.Event, m kafka.Message) string {
-	if ev.ID != "" {
-		return ev.ID
-	}
-	return sourceID(m)
-}
-
 func sourceID(m kafka.Message) string {
 	return fmt.Sprintf("%s/%d/%d", m.Topic, m.Partition, m.Offset)
 }
