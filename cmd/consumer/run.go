@@ -301,7 +301,20 @@ func (s *service) Run(ctx context.Context) error {
 	go func() { served <- s.server.Run(serverCtx) }()
 	s.log.Info("serving health and metrics", "addr", s.server.Addr())
 
+	interval := s.cfg.SweepInterval
+	if !s.cfg.AutoMigrate {
+		interval = 0 // nothing moves without automatic migration
+	}
+	sweepCtx, stopSweep := context.WithCancel(ctx)
+	swept := make(chan struct{})
+	go func() {
+		defer close(swept)
+		sweeper{engine: s.engine, interval: interval, global: s.cfg.ReconcileGlobal, metrics: s.metrics, log: s.log}.run(sweepCtx)
+	}()
+
 	err := s.consumer.Run(ctx)
+	stopSweep()
+	<-swept
 	stopServer()
 	return errors.Join(err, <-served)
 }

@@ -26,21 +26,25 @@ func (s sweeper) run(ctx context.Context) {
 		s.log.Info("sweep off (--sweep-interval 0, or automatic migration off)")
 		return
 	}
+	// At start only the watermarks are set, when there are none yet (the
+	// first deployment); sweeping waits for the first interval, so a
+	// restart handles its backlog through the events.
+	s.once(ctx, true)
 	t := time.NewTicker(s.interval)
 	defer t.Stop()
 	for {
-		s.once(ctx)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+		s.once(ctx, false)
 	}
 }
 
-func (s sweeper) once(ctx context.Context) {
+func (s sweeper) once(ctx context.Context, initOnly bool) {
 	began := time.Now()
-	res, err := s.engine.Sweep(ctx, migrator.SweepOptions{Global: s.global})
+	res, err := s.engine.Sweep(ctx, migrator.SweepOptions{Global: s.global, InitOnly: initOnly})
 	switch {
 	case ctx.Err() != nil:
 		return
@@ -54,6 +58,8 @@ func (s sweeper) once(ctx context.Context) {
 		return
 	case res.First:
 		s.log.Info("sweep watermarks set to the newest override rows; nothing moved (`consumer reconcile` catches up deliberately)")
+		return
+	case initOnly:
 		return
 	}
 	s.metrics.Sweep(res.Scopes, res.Drift, res.GlobalFlip)

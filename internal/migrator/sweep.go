@@ -30,6 +30,9 @@ type SweepOptions struct {
 	// recorded with the trigger "global"); without it a flip is only
 	// reported.
 	Global bool
+	// InitOnly sets the watermarks when there are none (the first start)
+	// and otherwise does nothing.
+	InitOnly bool
 }
 
 // SweepResult says what a sweep did.
@@ -49,8 +52,8 @@ const sweepLockName = "authz_consumer sweep"
 // override tables are append-only, so rows with an id above the last
 // sweep's watermark name every scope changed since; each is reconciled as
 // if its event had arrived. The first sweep only sets the watermarks to the
-// newest rows: deploying the service moves nothing by itself (`reconcile`
-// is the deliberate catch-up). One sweeper at a time (a database lock);
+// newest rows, and they stay the floor it never reads below: deploying the
+// service moves nothing by itself (`reconcile` is the deliberate catch-up). One sweeper at a time (a database lock);
 // the watermarks are durable and move only after the scopes below them
 // were reconciled.
 func (e *Engine) Sweep(ctx context.Context, o SweepOptions) (SweepResult, error) {
@@ -87,15 +90,18 @@ func (e *Engine) Sweep(ctx context.Context, o SweepOptions) (SweepResult, error)
 			return res, err
 		}
 		res.First = true
-		return res, e.writeSweepMark(ctx, sweepMark{course: courseMax, org: orgMax, everyone: onOff(everyone)})
+		return res, e.writeSweepMark(ctx, sweepMark{course: courseMax, org: orgMax, courseFloor: courseMax, orgFloor: orgMax, everyone: onOff(everyone)})
+	}
+	if o.InitOnly {
+		return res, nil
 	}
 
 	next := *mark
-	orgs, orgMax, err := e.changedScopes(ctx, OrgScope, mark.org-o.Window)
+	orgs, orgMax, err := e.changedScopes(ctx, OrgScope, max(mark.org-o.Window, mark.orgFloor))
 	if err != nil {
 		return res, err
 	}
-	courses, courseMax, err := e.changedScopes(ctx, CourseScope, mark.course-o.Window)
+	courses, courseMax, err := e.changedScopes(ctx, CourseScope, max(mark.course-o.Window, mark.courseFloor))
 	if err != nil {
 		return res, err
 	}
@@ -194,13 +200,15 @@ func (e *Engine) ReconcileScope(ctx context.Context, st ScopeType, key string, t
 }
 
 type sweepMark struct {
-	course, org int64
-	everyone    string
+	course, org           int64
+	courseFloor, orgFloor int64
+	everyone              string
 }
 
 func (e *Engine) readSweepMark(ctx context.Context) (*sweepMark, error) {
 	var m sweepMark
-	err := e.db.SQL.QueryRowContext(ctx, "SELECT course_mark, org_mark, everyone FROM authz_consumer_sweep WHERE id = 1").Scan(&m.course, &m.org, &m.everyone)
+	err := e.db.SQL.QueryRowContext(ctx, "SELECT course_mark, org_mark, course_floor, org_floor, everyone FROM authz_consumer_sweep WHERE id = 1").
+		Scan(&m.course, &m.org, &m.courseFloor, &m.orgFloor, &m.everyone)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -220,8 +228,8 @@ func (e *Engine) writeSweepMark(ctx context.Context, m sweepMark) error {
 		if n, _ := res.RowsAffected(); n > 0 {
 			return nil
 		}
-		return insertRowsKeepExisting(ctx, t, "authz_consumer_sweep", []string{"id", "course_mark", "org_mark", "everyone", "updated_at"}, "id",
-			[][]any{{1, m.course, m.org, m.everyone, e.now()}})
+		return insertRowsKeepExisting(ctx, t, "authz_consumer_sweep", []string{"id", "course_mark", "org_mark", "course_floor", "org_floor", "everyone", "updated_at"}, "id",
+			[][]any{{1, m.course, m.org, m.courseFloor, m.orgFloor, m.everyone, e.now()}})
 	})
 }
 

@@ -137,10 +137,13 @@ var OwnMigrations = [][]Table{
 		}, Indexes: []Index{uniq("authz_consumer_scope_state_scope_uniq", "scope_type", "scope_key")}},
 	},
 	// 3: the sweep's durable watermarks over the append-only override
-	// tables, and the instance-wide flag state it last saw.
+	// tables, the floors below which it never reads (the newest rows when
+	// the service first started: deploying it moves nothing), and the
+	// instance-wide flag state it last saw.
 	{
 		{Name: "authz_consumer_sweep", Own: true, Columns: []Column{
-			pkCol("id", Int, 0), col("course_mark", BigInt), col("org_mark", BigInt), vc("everyone", 3), col("updated_at", DateTime),
+			pkCol("id", Int, 0), col("course_mark", BigInt), col("org_mark", BigInt),
+			col("course_floor", BigInt), col("org_floor", BigInt), vc("everyone", 3), col("updated_at", DateTime),
 		}},
 	},
 }
