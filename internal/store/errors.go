@@ -18,7 +18,8 @@ import (
 // when the same work is tried again later: the database could not be
 // reached or dropped the connection, is shutting down, refuses new
 // connections or writes for now (too many connections, read-only during a
-// failover, credentials being rotated), or rolled the work back because of
+// failover, the account locked or its credentials being rotated), or rolled
+// the work back because of
 // another session (deadlock, lock wait timeout, serialization failure, SQLite
 // busy or locked). Everything else, such as a syntax error, a constraint
 // violation or a missing table or column, is permanent: the same statement
@@ -64,8 +65,16 @@ const (
 
 // mysqlTransient are the MySQL/MariaDB error numbers worth a retry.
 var mysqlTransient = map[uint16]bool{
+	// Refused at login: for a service that logged in at start, the account
+	// being locked, its password rotated or its grants being redone is the
+	// database unavailable for a while, not a property of the event.
+	1044: true, // ER_DBACCESS_DENIED_ERROR
+	1045: true, // ER_ACCESS_DENIED_ERROR
+	1129: true, // ER_HOST_IS_BLOCKED (too many connection errors; FLUSH HOSTS)
+	3118: true, // ER_ACCOUNT_HAS_BEEN_LOCKED (MySQL)
+	4151: true, // ER_ACCOUNT_HAS_BEEN_LOCKED (MariaDB)
+
 	1040: true, // ER_CON_COUNT_ERROR: too many connections
-	1045: true, // ER_ACCESS_DENIED_ERROR: credentials rotated under a running pool
 	1053: true, // ER_SERVER_SHUTDOWN
 	1203: true, // ER_TOO_MANY_USER_CONNECTIONS (max_user_connections)
 	1205: true, // ER_LOCK_WAIT_TIMEOUT
@@ -88,9 +97,11 @@ func postgresTransient(code string) bool {
 		"57P01", // admin_shutdown (pg_terminate_backend, a restart)
 		"57P02", // crash_shutdown
 		"57P03", // cannot_connect_now (starting up, recovering)
-		"25006", // read_only_sql_transaction (a standby during failover)
-		"28P01": // invalid_password: credentials rotated under a running pool
+		"25006": // read_only_sql_transaction (a standby during failover)
 		return true
 	}
-	return strings.HasPrefix(code, "08") // connection_exception class
+	// 08: connection_exception. 28: invalid_authorization_specification,
+	// refused at login (a role set NOLOGIN, a password rotated), which for a
+	// service that logged in at start is the database unavailable for a while.
+	return strings.HasPrefix(code, "08") || strings.HasPrefix(code, "28")
 }

@@ -187,6 +187,26 @@ func TestTransientMariaDB(t *testing.T) {
 		requireTransient(t, true, "too many connections of the account", "1226", err)
 	})
 
+	t.Run("account locked", func(t *testing.T) {
+		user := "authz_t_lock_" + randomHex(t)
+		_, err := db.SQL.ExecContext(ctx, fmt.Sprintf("CREATE USER '%s'@'%%' IDENTIFIED BY 'pw' ACCOUNT LOCK", user))
+		require.NoError(t, err)
+		t.Cleanup(func() { db.SQL.ExecContext(context.Background(), fmt.Sprintf("DROP USER '%s'@'%%'", user)) })
+		u, err := url.Parse(rawURL)
+		require.NoError(t, err)
+		u.User = url.UserPassword(user, "pw")
+		u.Path = "/"
+		locked, err := sql.Open("mysql", store.MySQLConfig(u).FormatDSN())
+		require.NoError(t, err)
+		defer locked.Close()
+		requireTransient(t, true, "account locked", "4151", locked.PingContext(ctx))
+		u.User = url.UserPassword(user, "wrong")
+		wrong, err := sql.Open("mysql", store.MySQLConfig(u).FormatDSN())
+		require.NoError(t, err)
+		defer wrong.Close()
+		requireTransient(t, true, "access denied", "1045", wrong.PingContext(ctx))
+	})
+
 	t.Run("server not listening", func(t *testing.T) {
 		u, err := url.Parse(rawURL)
 		require.NoError(t, err)
@@ -305,6 +325,20 @@ func TestTransientPostgres(t *testing.T) {
 		require.NoError(t, c1.PingContext(ctx))
 		_, err = limited.Conn(ctx)
 		requireTransient(t, true, "too_many_connections", "53300", err)
+	})
+
+	t.Run("role may not log in", func(t *testing.T) {
+		role := "authz_t_nologin_" + randomHex(t)
+		_, err := db.SQL.ExecContext(ctx, fmt.Sprintf("CREATE ROLE %s NOLOGIN PASSWORD 'pw'", role))
+		require.NoError(t, err)
+		t.Cleanup(func() { db.SQL.ExecContext(context.Background(), "DROP ROLE IF EXISTS "+role) })
+		u, err := url.Parse(rawURL)
+		require.NoError(t, err)
+		u.User = url.UserPassword(role, "pw")
+		refused, err := sql.Open("pgx", u.String())
+		require.NoError(t, err)
+		defer refused.Close()
+		requireTransient(t, true, "role not permitted to log in", "28000", refused.PingContext(ctx))
 	})
 
 	t.Run("server not listening", func(t *testing.T) {
