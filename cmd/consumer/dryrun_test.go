@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"regexp"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"authz-flag-consumer/internal/migrator"
 	"authz-flag-consumer/internal/store"
 	"authz-flag-consumer/internal/testenv"
 )
@@ -43,4 +46,22 @@ func TestManualDryRun(t *testing.T) {
 		require.Regexp(t, `(?m)^  unknown_role: eli  finance_admin  \(Unknown access level: finance_admin for User: eli\)$`, plan)
 		require.Regexp(t, `(?m)^plan +forward +org +DemoX +partial_success +would move 7 of 9; errors: unknown_role 2$`, plan, "the courses rolled back move again")
 	})
+}
+
+// A plan names the courses an org run leaves out for their own override,
+// and counts each error reason exactly where its list was capped.
+func TestPlanPrintsLeftOutCoursesAndExactCounts(t *testing.T) {
+	var md map[string]any
+	require.NoError(t, json.Unmarshal([]byte(`{"total": 5003, "success_count": 1, "error_count": 5002,
+		"successes": [{"subject": "ana", "role": "instructor", "scope": "course-v1:OrgX+C1+2024"}],
+		"errors": {"skipped_for_flag_override": [{"subject": "s3", "role": "staff", "scope": "course-v1:OrgX+C3+2024", "details": "d"}]},
+		"error_counts": {"skipped_for_flag_override": 5002}, "excluded_courses": ["course-v1:OrgX+C3+2024"], "dry_run": true}`), &md))
+	var out bytes.Buffer
+	printRun(&out, &migrator.Run{MigrationType: migrator.Forward, ScopeType: migrator.OrgScope, ScopeKey: "OrgX", Status: migrator.StatusPartialSuccess, Metadata: md, DryRun: true})
+	require.Equal(t, `plan   forward  org    OrgX                                     partial_success would move 1 of 5003; errors: skipped_for_flag_override 5002
+  left out for their own override: course-v1:OrgX+C3+2024
+  move: ana  instructor  course-v1:OrgX+C1+2024
+  skipped_for_flag_override: s3  staff  course-v1:OrgX+C3+2024  (d)
+  skipped_for_flag_override: ... and 5001 more
+`, out.String())
 }
