@@ -229,16 +229,6 @@ func TestMalformedEventsAreParkedAndPartitionMovesOn(t *testing.T) {
 		m.Value = mustJSON(t, map[string]any{"override": o})
 		return m
 	}
-	withHeader := func(m events.Message, key, value string) events.Message {
-		hs := make([]events.Header, 0, len(m.Headers))
-		for _, h := range m.Headers {
-			if h.Key != key {
-				hs = append(hs, h)
-			}
-		}
-		m.Headers = append(hs, events.Header{Key: key, Value: []byte(value)})
-		return m
-	}
 	cases := []struct {
 		reason string
 		msg    events.Message
