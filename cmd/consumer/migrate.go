@@ -63,6 +63,11 @@ and writes nothing. Exit code 1 when a run failed (or, dry, would fail).`,
 				return err
 			}
 			defer db.Close()
+			// Runs record the scopes' applied states in the service's own
+			// tables: create or upgrade them (never Django's), as `run` does.
+			if err := db.Migrate(cmd.Context()); err != nil {
+				return fmt.Errorf("own tables: %w", err)
+			}
 			if org != "" {
 				known, err := eng.OrgKnown(cmd.Context(), org)
 				if err != nil {

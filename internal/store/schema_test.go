@@ -117,3 +117,30 @@ func TestOpenNamesWhatIsWrong(t *testing.T) {
 		require.NotContains(t, err.Error(), "secret", "passwords never appear in errors")
 	}
 }
+
+// Own tables made by an older binary are brought up to date step by step.
+func TestMigrateUpgradesOwnTables(t *testing.T) {
+	ctx := context.Background()
+	db, err := store.Open(ctx, testenv.SQLiteURL(t))
+	require.NoError(t, err)
+	defer db.Close()
+	require.NoError(t, db.CreateSchema(ctx))
+	// Back to version 1, as the first release left them.
+	for _, step := range store.OwnMigrations[1:] {
+		for _, tb := range step {
+			_, err := db.SQL.ExecContext(ctx, "DROP TABLE "+tb.Name)
+			require.NoError(t, err)
+		}
+	}
+	_, err = db.SQL.ExecContext(ctx, "DELETE FROM authz_consumer_schema WHERE version > 1")
+	require.NoError(t, err)
+	diffs, err := db.Check(ctx)
+	require.NoError(t, err)
+	require.NotEmpty(t, diffs)
+
+	require.NoError(t, db.Migrate(ctx))
+	require.NoError(t, db.Migrate(ctx), "idempotent")
+	diffs, err = db.Check(ctx)
+	require.NoError(t, err)
+	require.Empty(t, diffs)
+}
