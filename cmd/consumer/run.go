@@ -203,6 +203,7 @@ func startService(ctx context.Context, cfg config.Config, tune tuning, log *slog
 		MinBackoff:        tune.minBackoff,
 		MaxBackoff:        cfg.RetryMaxBackoff,
 		NotVisibleLimit:   cfg.NotVisibleLimit,
+		LeaveToSweep:      cfg.AutoMigrate && cfg.SweepInterval > 0,
 		CommitInterval:    tune.commitInterval,
 		SessionTimeout:    tune.sessionTimeout,
 		RebalanceTimeout:  tune.rebalanceTimeout,

@@ -41,7 +41,7 @@ type Config struct {
 	LogLevel        string // debug, info (default), warn, error
 	LogFormat       string // json (default) or text
 	RetryMaxBackoff time.Duration
-	NotVisibleLimit time.Duration // how long an override row may stay invisible before parking
+	NotVisibleLimit time.Duration // how long to wait for an event's override row before leaving it to the sweep (or parking it)
 	SweepInterval   time.Duration // how often the sweep reconciles changed scopes; 0: never
 	ReconcileGlobal bool          // reconcile flips of the instance-wide flag org by org
 }
@@ -56,7 +56,7 @@ const (
 	DefaultLogLevel        = "info"
 	DefaultLogFormat       = "json"
 	DefaultRetryMaxBackoff = 30 * time.Second
-	DefaultNotVisibleLimit = 2 * time.Minute
+	DefaultNotVisibleLimit = 15 * time.Second
 	DefaultSweepInterval   = time.Minute
 
 	// TopicSuffix is the topic name without prefix (SPEC 9).

@@ -45,7 +45,7 @@ func TestDefaults(t *testing.T) {
 		LogLevel:        "info",
 		LogFormat:       "json",
 		RetryMaxBackoff: 30 * time.Second,
-		NotVisibleLimit: 2 * time.Minute,
+		NotVisibleLimit: 15 * time.Second,
 		SweepInterval:   time.Minute,
 	}, cfg)
 	require.NoError(t, cfg.Validate(), "laptop defaults must validate")

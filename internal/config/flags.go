@@ -75,7 +75,7 @@ func Register(fs *pflag.FlagSet, cfg *Config) {
 	r.duration(&cfg.RetryMaxBackoff, "retry-max-backoff", DefaultRetryMaxBackoff,
 		"longest wait between retries of a transient failure (database or broker down)")
 	r.duration(&cfg.NotVisibleLimit, "not-visible-limit", DefaultNotVisibleLimit,
-		"how long an event's override row may stay invisible in the database before the event is parked")
+		"how long to wait for an event's override row to become visible (the LMS may publish before its commit) before the event is left to the sweep (recorded as waiting), or parked when the sweep is off")
 	r.duration(&cfg.SweepInterval, "sweep-interval", DefaultSweepInterval,
 		"how often the sweep reconciles every scope whose override rows changed since the last sweep (heals lost events; runs only with --auto-migrate; 0 turns it off)")
 	r.boolean(&cfg.ReconcileGlobal, "reconcile-global", false,

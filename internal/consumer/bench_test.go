@@ -88,6 +88,9 @@ func (noEngine) HandleQuick(_ context.Context, items []migrator.Item) ([]migrato
 }
 
 func (noEngine) Park(context.Context, migrator.ParkedEvent) error { return nil }
+func (noEngine) RecordWaiting(context.Context, migrator.Source, migrator.Change, string) error {
+	return nil
+}
 
 // encoded returns n events of o, each with its own ce_id.
 func (fx *fixture) encoded(o demo.Override, n int) []kafka.Message {

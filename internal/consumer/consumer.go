@@ -39,6 +39,7 @@ type Engine interface {
 	Handle(ctx context.Context, src migrator.Source, ch migrator.Change) (migrator.Result, error)
 	HandleQuick(ctx context.Context, items []migrator.Item) ([]migrator.Result, error)
 	Park(ctx context.Context, p migrator.ParkedEvent) error
+	RecordWaiting(ctx context.Context, src migrator.Source, ch migrator.Change, detail string) error
 }
 
 // MessageWriter writes parked messages to the dead-letter topic; a
@@ -72,7 +73,11 @@ type Options struct {
 
 	MinBackoff      time.Duration // first retry wait of a transient failure (100ms)
 	MaxBackoff      time.Duration // longest retry wait (30s)
-	NotVisibleLimit time.Duration // how long an override row may stay invisible before the event is parked (2m)
+	NotVisibleLimit time.Duration // how long to wait for an event's override row before leaving it to the sweep, or parking it (2m)
+	// LeaveToSweep settles an event whose override row stays invisible as
+	// "waiting" (the sweep reconciles its scope once the row commits)
+	// instead of parking it. Set it when the sweep runs.
+	LeaveToSweep bool
 
 	// Offsets of handled events are committed in batches: when CommitBatch
 	// events wait, when the oldest has waited CommitInterval, when no
@@ -459,8 +464,11 @@ func (c *Consumer) settle(ctx context.Context, m kafka.Message) (Settled, error)
 				invisibleSince = now
 			}
 			if now.Sub(invisibleSince) >= c.opts.NotVisibleLimit {
-				return c.park(ctx, m, s, ReasonNotVisible,
-					fmt.Sprintf("override row %d of %s %s not visible after %s", s.Change.RecordID, s.Change.ScopeType, s.Change.ScopeKey, c.opts.NotVisibleLimit))
+				detail := fmt.Sprintf("override row %d of %s %s not visible after %s", s.Change.RecordID, s.Change.ScopeType, s.Change.ScopeKey, c.opts.NotVisibleLimit)
+				if c.opts.LeaveToSweep {
+					return c.leaveToSweep(ctx, s, src, detail)
+				}
+				return c.park(ctx, m, s, ReasonNotVisible, detail)
 			}
 			c.opts.Metrics.Retry("not_visible")
 			log.Info("override row not visible yet, retrying", "event_id", s.EventID, "record_id", s.Change.RecordID, "attempt", attempt)
@@ -473,6 +481,25 @@ func (c *Consumer) settle(ctx context.Context, m kafka.Message) (Settled, error)
 		}
 		if ctx.Err() != nil {
 			return s, ctx.Err()
+		}
+	}
+}
+
+// leaveToSweep settles an event whose override row is not visible: its
+// outcome is recorded as waiting (retried until durable) and the sweep
+// reconciles the scope when the row commits, so the partition moves on.
+func (c *Consumer) leaveToSweep(ctx context.Context, s Settled, src migrator.Source, detail string) (Settled, error) {
+	detail = storableText(detail + "; left to the sweep")
+	for attempt := 1; ; attempt++ {
+		err := c.opts.Engine.RecordWaiting(context.WithoutCancel(ctx), src, s.Change, detail)
+		if err == nil {
+			s.Result = migrator.Result{Outcome: migrator.OutcomeWaiting, Detail: detail}
+			c.log.Warn("override row not visible: left to the sweep", "event_id", s.EventID, "record_id", s.Change.RecordID)
+			return s, nil
+		}
+		c.opts.Metrics.Retry("database")
+		if err := c.opts.Sleep(ctx, c.backoff(attempt)); err != nil {
+			return s, err
 		}
 	}
 }

@@ -210,6 +210,43 @@ func TestOverrideRowNeverVisibleIsParked(t *testing.T) {
 	require.Equal(t, id, headerOf(dl[0], "ce_id"))
 }
 
+// With the sweep on, an event whose override row does not become visible
+// in time is settled as waiting and the partition moves on; once the row
+// commits, the sweep reconciles its scope.
+func TestOverrideRowNotVisibleIsLeftToTheSweep(t *testing.T) {
+	t.Parallel()
+	fx := newFixture(t)
+	eng := fx.engine(migrator.Options{AutoMigrate: true})
+	_, err := eng.Sweep(fx.ctx, migrator.SweepOptions{}) // watermarks, as `run` sets them at start
+	require.NoError(t, err)
+	opts := fx.options(eng)
+	opts.NotVisibleLimit = 200 * time.Millisecond
+	opts.LeaveToSweep = true
+	fx.start(opts)
+	late := course(demo.CourseAdv, "on")
+	late.ID, late.Org, late.Flag, late.ChangeDate = 9000, demo.OrgDemo, demo.Flag, time.Now().UTC()
+	id := fx.publish(late)
+	_, laterID := fx.toggle(course(demo.CourseIntro, "on"))
+	fx.waitCommitted()
+	outcome, _ := fx.outcome(id)
+	require.Equal(t, "waiting", outcome)
+	outcome, _ = fx.outcome(laterID)
+	require.Equal(t, "ran", outcome, "the partition moved on")
+	parked, err := eng.ParkedCount(fx.ctx)
+	require.NoError(t, err)
+	require.Zero(t, parked, "nothing parked")
+
+	// The row commits late; the sweep reconciles the course.
+	_, err = fx.db.SQL.ExecContext(fx.ctx, fx.db.Rebind(`INSERT INTO waffle_utils_waffleflagcourseoverridemodel
+		(id, change_date, enabled, waffle_flag, course_id, override_choice, note, changed_by_id) VALUES (?, ?, ?, ?, ?, ?, '', NULL)`),
+		late.ID, late.ChangeDate, true, demo.Flag, demo.CourseAdv, "on")
+	require.NoError(t, err)
+	res, err := eng.Sweep(fx.ctx, migrator.SweepOptions{})
+	require.NoError(t, err)
+	require.Equal(t, 1, res.Runs)
+	require.Equal(t, demo.ScopeCounts{Assignments: 3}, fx.counts()[demo.CourseAdv])
+}
+
 func TestMalformedEventsAreParkedAndPartitionMovesOn(t *testing.T) {
 	t.Parallel()
 	fx := newFixture(t)

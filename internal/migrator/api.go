@@ -102,6 +102,7 @@ const (
 	OutcomeIgnored   Outcome = "ignored"
 	OutcomeDisabled  Outcome = "disabled"
 	OutcomeParked    Outcome = "parked"
+	OutcomeWaiting   Outcome = "waiting"   // its override row was not visible in time: left to the sweep
 	OutcomeDuplicate Outcome = "duplicate" // returned, never stored: the event was handled before
 )
 

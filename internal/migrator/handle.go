@@ -143,6 +143,17 @@ func (e *Engine) eventRow(src Source, ch Change, res Result) []any {
 		string(res.Outcome), runID, string(res.Direction), detail, now, now}
 }
 
+// RecordWaiting records that an event's override row did not become
+// visible in time (the LMS may publish before its transaction commits, or
+// the transaction rolled back): the event is settled, and the sweep
+// reconciles the scope once the row is there (its trailing window reads
+// rows that commit late). A redelivery evaluates it again.
+func (e *Engine) RecordWaiting(ctx context.Context, src Source, ch Change, detail string) error {
+	return e.locked(ctx, nil, func(t *tx) error {
+		return e.recordEvent(ctx, t, src, ch, Result{Outcome: OutcomeWaiting, Detail: detail})
+	})
+}
+
 // ParkedEvent is a message the consumer could not use, kept for re-drive.
 type ParkedEvent struct {
 	ID         int64

@@ -103,7 +103,7 @@ func (q *quickBatch) one(ctx context.Context, it Item) (res Result, settled bool
 	switch {
 	case q.seen[src.EventID]:
 		return Result{Outcome: OutcomeDuplicate, Detail: "event delivered twice in one batch"}, true, run, nil
-	case known && p.outcome != string(OutcomeDisabled) && p.outcome != string(OutcomeParked):
+	case known && p.outcome != string(OutcomeDisabled) && p.outcome != string(OutcomeParked) && p.outcome != string(OutcomeWaiting):
 		return Result{Outcome: OutcomeDuplicate, RunID: p.runID.Int64, Direction: Direction(p.direction),
 			Detail: fmt.Sprintf("event already handled: %s %s", p.outcome, p.detail)}, true, run, nil
 	}
@@ -130,7 +130,7 @@ func (q *quickBatch) one(ctx context.Context, it Item) (res Result, settled bool
 		res = Result{Outcome: d.outcome, Detail: d.detail}
 	}
 	q.seen[src.EventID] = true
-	if known { // a disabled or parked event settled again: its row is updated
+	if known { // a disabled, parked or waiting event settled again: its row is updated
 		return res, true, run, q.e.recordEvent(ctx, q.t, src, ch, res)
 	}
 	q.rows = append(q.rows, q.e.eventRow(src, ch, res))

@@ -14,7 +14,7 @@ const Namespace = "authz_consumer"
 
 // Outcomes of an event, as migrator.Outcome spells them; their series are
 // created at zero so rate() and absence alerts work from the first scrape.
-var Outcomes = []string{"ran", "noop", "ignored", "disabled", "parked", "duplicate"}
+var Outcomes = []string{"ran", "noop", "ignored", "disabled", "parked", "waiting", "duplicate"}
 
 // RunTypes and RunStatuses (final ones) are created at zero for the same reason.
 var (
@@ -48,7 +48,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace, Name: "events_total",
-			Help: "Events handled, by outcome (ran, noop, ignored, disabled, parked, duplicate).",
+			Help: "Events handled, by outcome (ran, noop, ignored, disabled, parked, waiting, duplicate).",
 		}, []string{"outcome"}),
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace, Name: "runs_total",
