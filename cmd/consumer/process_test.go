@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
-	"path/filepath"
 	"sync"
 	"testing"
 
@@ -19,10 +18,7 @@ import (
 // the org's advisory lock serializes them, every legacy row moves exactly
 // once, and one of the runs finds nothing left to move.
 func TestTwoProcessesOnOneOrgSerialize(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "consumer")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	out, err := build.CombinedOutput()
-	require.NoError(t, err, string(out))
+	bin := consumerBinary(t)
 
 	for name, url := range map[string]func(testing.TB) string{"sqlite": testenv.SQLiteURL, "mysql": testenv.MySQLURL, "postgres": testenv.PostgresURL} {
 		t.Run(name, func(t *testing.T) {

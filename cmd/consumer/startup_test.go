@@ -10,7 +10,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -31,9 +30,7 @@ import (
 // error).
 func TestSIGTERMWhileStartingExitsZero(t *testing.T) {
 	t.Parallel()
-	bin := filepath.Join(t.TempDir(), "consumer")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	require.NoError(t, err, string(out))
+	bin := consumerBinary(t)
 
 	ctx := context.Background()
 	dbURL := testenv.SQLiteURL(t)

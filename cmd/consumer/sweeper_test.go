@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -24,9 +23,7 @@ import (
 // trigger "sweep".
 func TestRunSweepHealsALostEvent(t *testing.T) {
 	t.Parallel()
-	bin := filepath.Join(t.TempDir(), "consumer")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	require.NoError(t, err, string(out))
+	bin := consumerBinary(t)
 
 	ctx := context.Background()
 	dbURL := testenv.SQLiteURL(t)

@@ -13,13 +13,13 @@ import (
 )
 
 // Handle acts on one flag-change event once. Under the org's advisory lock
-// and in one transaction it checks whether the event (or another event for
-// the same override row) was handled before, decides from the override
-// history (SPEC 4), runs the migration, and records the event's outcome in
+// and in one transaction it checks whether the event was handled before,
+// reconciles its scope (desired against applied state), runs the migration
+// when one is needed, updates the ledger and records the event's outcome in
 // authz_consumer_event: a crash at any point leaves either all of it or
-// none. A returned error is transient (retry later, do not commit the
-// offset); errors.Is(err, ErrNotVisible) means the override row is not
-// committed yet.
+// none. errors.Is(err, ErrNotVisible) means the override row is not
+// committed yet; IsTransient tells the other errors worth retrying (do not
+// commit the offset) from those that would fail the same way again.
 func (e *Engine) Handle(ctx context.Context, src Source, ch Change) (Result, error) {
 	item := []Item{{Source: src, Change: ch}}
 	if e.ignoreReason(ch) != "" {
