@@ -169,3 +169,28 @@ func TestRunsBumpThePolicyVersion(t *testing.T) {
 		require.NotEqual(t, first, version())
 	})
 }
+
+// One course spelled two ways in one org run, with a pending scope under
+// one spelling and the overview under the other (found by the differential
+// test on MariaDB, where both spellings are one course): the run links the
+// existing scope instead of creating a second one that the case-insensitive
+// unique key refuses.
+func TestCourseSpelledTwoWaysInOneRun(t *testing.T) {
+	dialects(t, func(t *testing.T, fx *fixture) {
+		const upper, lower = "course-v1:OrgX+C1+2024", "course-v1:orgx+C1+2024"
+		fx.overview(upper)
+		fx.exec("INSERT INTO openedx_authz_scope (external_key) VALUES (?)", lower)
+		fx.exec("INSERT INTO openedx_authz_coursescope (scope_ptr_id, course_overview_id) SELECT id, NULL FROM openedx_authz_scope WHERE external_key = ?", lower)
+		fx.legacy("a", "OrgX", upper, "staff")
+		fx.legacy("b", "orgx", lower, "staff")
+		run := fx.run(migrator.Forward, migrator.OrgScope, "OrgX")
+		require.Equal(t, migrator.StatusCompleted, run.Status, "%v", run.Metadata["error"])
+		if fx.db.Dialect == store.MySQL {
+			require.EqualValues(t, 2, run.Metadata["success_count"])
+			require.Equal(t, []string{lower + "|" + upper}, fx.scopes(), "one scope for the course, linked")
+		} else {
+			require.EqualValues(t, 1, run.Metadata["success_count"])
+			require.ElementsMatch(t, []string{lower + "|NULL", upper + "|" + upper}, fx.scopes())
+		}
+	})
+}

@@ -71,10 +71,10 @@ func bulkCourseScopes(ctx context.Context, t *tx, keys []string, cache map[strin
 	}
 	hasOverview := map[string]bool{}
 	for _, p := range overviews {
+		// Other spellings of a key the database matched go one by one.
+		slow = append(slow, open.takeOtherSpellings(p.key)...)
 		if open.exact(p.key) {
 			hasOverview[p.key] = true
-		} else {
-			slow = append(slow, open.takeFolded(p.key)...)
 		}
 	}
 
@@ -95,8 +95,8 @@ func bulkCourseScopes(ctx context.Context, t *tx, keys []string, cache map[strin
 				continue // the lowest id is the one get() would find
 			}
 			first[p.key] = true
+			slow = append(slow, open.takeOtherSpellings(p.key)...)
 			if !open.exact(p.key) {
-				slow = append(slow, open.takeFolded(p.key)...)
 				continue
 			}
 			if p.value == "" {
@@ -124,9 +124,9 @@ func bulkCourseScopes(ctx context.Context, t *tx, keys []string, cache map[strin
 		return nil, fmt.Errorf("read course scopes: %w", err)
 	}
 	for _, p := range byKey {
+		slow = append(slow, open.takeOtherSpellings(p.key)...)
 		switch {
 		case !open.exact(p.key):
-			slow = append(slow, open.takeFolded(p.key)...)
 		case hasOverview[p.key]:
 			// A pending scope to link, or one linked elsewhere: courseScope decides.
 			slow = append(slow, open.take(p.key)...)
@@ -229,12 +229,12 @@ func (s *keySet) take(k string) []string {
 	return []string{k}
 }
 
-// takeFolded removes and returns the open keys equal to k but for case:
-// the ones a case-insensitive database matched under another spelling.
-func (s *keySet) takeFolded(k string) []string {
+// takeOtherSpellings removes and returns the open keys equal to k but
+// for case: a case-insensitive database matched the row of k for them too.
+func (s *keySet) takeOtherSpellings(k string) []string {
 	var out []string
 	for o := range s.open {
-		if strings.EqualFold(o, k) {
+		if o != k && strings.EqualFold(o, k) {
 			out = append(out, o)
 			delete(s.open, o)
 		}
