@@ -8,7 +8,9 @@
 // or goes away, a database that goes away mid-run and SIGTERM during a run
 // lose, skip and repeat nothing; malformed messages are parked and block
 // nothing; a consumer that lags behind the saves, or starts before its
-// topic exists, still ends where the flag says.
+// topic exists, still ends where the flag says; and SPEC 4's reconciliation
+// property holds for random saves whose events are reordered, duplicated and
+// lost (healed by the binary's sweep), then replayed.
 //
 // The package has only tests. They need the servers the repo scripts start:
 //
