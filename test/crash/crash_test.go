@@ -250,12 +250,29 @@ func newStream(rng *rand.Rand) stream {
 // rows, and returns the saved rows (same ids in every database).
 func prepare(t *testing.T, ctx context.Context, url string, s stream) []demo.Override {
 	t.Helper()
+	prepareData(t, ctx, url, s)
+	return saveOverrides(t, ctx, url, s)
+}
+
+// prepareData creates the database at url with the stream's data (flag,
+// users, legacy roles) but no override rows.
+func prepareData(t *testing.T, ctx context.Context, url string, s stream) {
+	t.Helper()
 	db, err := store.Open(ctx, url)
 	require.NoError(t, err)
 	defer db.Close()
 	require.NoError(t, db.CreateSchema(ctx))
 	require.NoError(t, demo.EnsureFlag(ctx, db, demo.Flag))
 	require.NoError(t, demo.AddRoles(ctx, db, s.roles...))
+}
+
+// saveOverrides saves the stream's override rows into the database at url
+// and returns them (same ids in every database).
+func saveOverrides(t *testing.T, ctx context.Context, url string, s stream) []demo.Override {
+	t.Helper()
+	db, err := store.Open(ctx, url)
+	require.NoError(t, err)
+	defer db.Close()
 	at := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
 	saved := make([]demo.Override, len(s.saves))
 	for i, o := range s.saves {
@@ -342,7 +359,9 @@ type proc struct {
 	err      error         // its exit status, once done
 }
 
-func (h harness) start(group, dbURL string, incarnation int) *proc {
+// start starts a consumer of group on dbURL; extra flags (such as
+// --sweep-interval) are added to the fixed ones.
+func (h harness) start(group, dbURL string, incarnation int, extra ...string) *proc {
 	h.t.Helper()
 	logPath := filepath.Join(h.dir, fmt.Sprintf("%s-%02d.log", group, incarnation))
 	logFile, err := os.Create(logPath)
@@ -367,6 +386,7 @@ func (h harness) start(group, dbURL string, incarnation int) *proc {
 		"--commit-interval", "20ms",
 		"--min-backoff", "20ms",
 	)
+	cmd.Args = append(cmd.Args, extra...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	require.NoError(h.t, cmd.Start())
 	p := &proc{t: h.t, cmd: cmd, log: logPath, httpAddr: httpAddr, done: make(chan struct{})}
