@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
+	"strings"
 
 	"authz-flag-consumer/internal/authz"
 	"authz-flag-consumer/internal/lock"
@@ -97,15 +99,14 @@ func (e *Engine) Sweep(ctx context.Context, o SweepOptions) (SweepResult, error)
 	}
 
 	next := *mark
-	orgs, orgMax, err := e.changedScopes(ctx, OrgScope, max(mark.org-o.Window, mark.orgFloor))
+	orgs, err := e.changedScopes(ctx, OrgScope, mark.org, mark.orgFloor, mark.orgGaps, o.Window, &next.org, &next.orgGaps)
 	if err != nil {
 		return res, err
 	}
-	courses, courseMax, err := e.changedScopes(ctx, CourseScope, max(mark.course-o.Window, mark.courseFloor))
+	courses, err := e.changedScopes(ctx, CourseScope, mark.course, mark.courseFloor, mark.courseGaps, o.Window, &next.course, &next.courseGaps)
 	if err != nil {
 		return res, err
 	}
-	next.org, next.course = max(mark.org, orgMax), max(mark.course, courseMax)
 	if g := onOff(everyone); g != mark.everyone {
 		res.GlobalFlip = g
 		next.everyone = g
@@ -202,34 +203,56 @@ func (e *Engine) ReconcileScope(ctx context.Context, st ScopeType, key string, t
 type sweepMark struct {
 	course, org           int64
 	courseFloor, orgFloor int64
+	courseGaps, orgGaps   []int64 // ids below the watermark not visible at the last sweep
 	everyone              string
 }
 
 func (e *Engine) readSweepMark(ctx context.Context) (*sweepMark, error) {
 	var m sweepMark
-	err := e.db.SQL.QueryRowContext(ctx, "SELECT course_mark, org_mark, course_floor, org_floor, everyone FROM authz_consumer_sweep WHERE id = 1").
-		Scan(&m.course, &m.org, &m.courseFloor, &m.orgFloor, &m.everyone)
+	var courseGaps, orgGaps string
+	err := e.db.SQL.QueryRowContext(ctx, "SELECT course_mark, org_mark, course_floor, org_floor, course_gaps, org_gaps, everyone FROM authz_consumer_sweep WHERE id = 1").
+		Scan(&m.course, &m.org, &m.courseFloor, &m.orgFloor, &courseGaps, &orgGaps, &m.everyone)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read sweep watermark: %w", err)
 	}
+	m.courseGaps, m.orgGaps = parseIDs(courseGaps), parseIDs(orgGaps)
 	return &m, nil
+}
+
+func parseIDs(s string) []int64 {
+	var out []int64
+	for _, f := range strings.Split(s, ",") {
+		if id, err := strconv.ParseInt(f, 10, 64); err == nil {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func formatIDs(ids []int64) string {
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = strconv.FormatInt(id, 10)
+	}
+	return strings.Join(parts, ",")
 }
 
 func (e *Engine) writeSweepMark(ctx context.Context, m sweepMark) error {
 	return e.locked(ctx, nil, func(t *tx) error {
-		res, err := t.exec(ctx, "UPDATE authz_consumer_sweep SET course_mark = ?, org_mark = ?, everyone = ?, updated_at = ? WHERE id = 1",
-			m.course, m.org, m.everyone, e.now())
+		res, err := t.exec(ctx, "UPDATE authz_consumer_sweep SET course_mark = ?, org_mark = ?, course_gaps = ?, org_gaps = ?, everyone = ?, updated_at = ? WHERE id = 1",
+			m.course, m.org, formatIDs(m.courseGaps), formatIDs(m.orgGaps), m.everyone, e.now())
 		if err != nil {
 			return fmt.Errorf("write sweep watermark: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n > 0 {
 			return nil
 		}
-		return insertRowsKeepExisting(ctx, t, "authz_consumer_sweep", []string{"id", "course_mark", "org_mark", "course_floor", "org_floor", "everyone", "updated_at"}, "id",
-			[][]any{{1, m.course, m.org, m.courseFloor, m.orgFloor, m.everyone, e.now()}})
+		return insertRowsKeepExisting(ctx, t, "authz_consumer_sweep",
+			[]string{"id", "course_mark", "org_mark", "course_floor", "org_floor", "course_gaps", "org_gaps", "everyone", "updated_at"}, "id",
+			[][]any{{1, m.course, m.org, m.courseFloor, m.orgFloor, formatIDs(m.courseGaps), formatIDs(m.orgGaps), m.everyone, e.now()}})
 	})
 }
 
@@ -259,35 +282,56 @@ func (e *Engine) overrideMaxIDs(ctx context.Context) (course, org int64, err err
 	return course, org, nil
 }
 
-// changedScopes lists the scopes of the watched flag's override rows with
-// an id above from, and the highest id seen.
-func (e *Engine) changedScopes(ctx context.Context, st ScopeType, from int64) ([]string, int64, error) {
+// changedScopes lists the scopes whose override rows of the watched flag
+// are new since the last sweep: ids above the watermark mark, and ids
+// that were gaps below it (allocated, not yet visible: a transaction that
+// commits late). It moves *nextMark to the newest id and records in
+// *nextGaps the ids within window below it that are still not visible
+// (never below floor). Every flag's rows count as visible ids.
+func (e *Engine) changedScopes(ctx context.Context, st ScopeType, mark, floor int64, gaps []int64, window int64,
+	nextMark *int64, nextGaps *[]int64) ([]string, error) {
 	table, keyCol := overrideTable(st)
-	rows, err := e.db.SQL.QueryContext(ctx, e.db.Rebind(fmt.Sprintf("SELECT id, %s FROM %s WHERE waffle_flag = ? AND id > ?", keyCol, table)),
-		e.opts.WatchedFlag, max(from, 0))
+	from := max(floor, mark-window, 0)
+	rows, err := e.db.SQL.QueryContext(ctx, e.db.Rebind(fmt.Sprintf("SELECT id, waffle_flag, %s FROM %s WHERE id > ?", keyCol, table)), from)
 	if err != nil {
-		return nil, 0, fmt.Errorf("read changed %s overrides: %w", st, err)
+		return nil, fmt.Errorf("read changed %s overrides: %w", st, err)
 	}
 	defer rows.Close()
-	seen := map[string]bool{}
-	var top int64
+	wasGap := map[int64]bool{}
+	for _, id := range gaps {
+		wasGap[id] = true
+	}
+	seen, visible := map[string]bool{}, map[int64]bool{}
+	top := mark
 	for rows.Next() {
 		var id int64
-		var key string
-		if err := rows.Scan(&id, &key); err != nil {
-			return nil, 0, err
+		var flag, key string
+		if err := rows.Scan(&id, &flag, &key); err != nil {
+			return nil, err
 		}
+		visible[id] = true
 		top = max(top, id)
-		if e.ignoreReason(Change{Flag: e.opts.WatchedFlag, ScopeType: st, ScopeKey: key}) == "" {
+		if flag != e.opts.WatchedFlag || (id <= mark && !wasGap[id]) {
+			continue // another flag, or seen by an earlier sweep
+		}
+		if e.ignoreReason(Change{Flag: flag, ScopeType: st, ScopeKey: key}) == "" {
 			seen[key] = true
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, 0, err
+		return nil, err
 	}
+	*nextMark = top
+	var left []int64
+	for id := max(floor, top-window) + 1; id < top; id++ {
+		if !visible[id] && id > from {
+			left = append(left, id)
+		}
+	}
+	*nextGaps = left
 	out := keysOf(seen)
 	sort.Strings(out)
-	return out, top, nil
+	return out, nil
 }
 
 // knownOrgs lists every org this database names: in legacy course roles,

@@ -39,8 +39,9 @@ func TestSweepHealsLostEvents(t *testing.T) {
 		require.Equal(t, []string{"forward|org|OrgX|sweep"}, fx.strings(`SELECT migration_type, scope_type, scope_key, `+
 			jsonField(fx.db.Dialect, "metadata", "trigger")+` FROM openedx_authz_authzcourseauthoringmigrationrun`))
 
-		// Nothing new: nothing to do, and the window re-read changes nothing.
+		// Nothing new: no scope is looked at again.
 		res = fx.sweep(false)
+		require.Zero(t, res.Scopes)
 		require.Zero(t, res.Runs)
 		require.Equal(t, 1, fx.count("openedx_authz_authzcourseauthoringmigrationrun", ""))
 
@@ -52,7 +53,9 @@ func TestSweepHealsLostEvents(t *testing.T) {
 		fx.exec("INSERT INTO waffle_utils_waffleflagcourseoverridemodel (id, change_date, enabled, waffle_flag, course_id, override_choice, note) VALUES (?, ?, ?, ?, ?, ?, '')",
 			low+99, fx.clock, true, migrator.DefaultFlag, c1, "off")
 		res = fx.sweep(false)
+		require.Equal(t, 1, res.Scopes, "only the late row's scope: it was a gap below the watermark")
 		require.Equal(t, 1, res.Runs, "the late row below the watermark was seen")
+		require.Zero(t, fx.sweep(false).Scopes, "and only once")
 		require.Equal(t, []string{"s1|OrgX|" + c1 + "|staff", "s2|OrgX|course-v1:OrgX+C2+2024|staff"}, fx.legacyRows())
 	})
 }

@@ -138,12 +138,14 @@ var OwnMigrations = [][]Table{
 	},
 	// 3: the sweep's durable watermarks over the append-only override
 	// tables, the floors below which it never reads (the newest rows when
-	// the service first started: deploying it moves nothing), and the
-	// instance-wide flag state it last saw.
+	// the service first started: deploying it moves nothing), the ids below
+	// each watermark that were not visible yet (gaps: rows that may still
+	// commit), and the instance-wide flag state it last saw.
 	{
 		{Name: "authz_consumer_sweep", Own: true, Columns: []Column{
 			pkCol("id", Int, 0), col("course_mark", BigInt), col("org_mark", BigInt),
-			col("course_floor", BigInt), col("org_floor", BigInt), vc("everyone", 3), col("updated_at", DateTime),
+			col("course_floor", BigInt), col("org_floor", BigInt), col("course_gaps", Text), col("org_gaps", Text),
+			vc("everyone", 3), col("updated_at", DateTime),
 		}},
 	},
 }
