@@ -34,4 +34,4 @@ kafka: ## start the Apache Kafka broker on 127.0.0.1
 	bash scripts/kafka.sh start
 
 clean: ## remove build output and local databases (keeps the download cache)
-	rm -rf bin authz-consumer.db*
+	rm -rf bin authz-consumer.db* dev-data

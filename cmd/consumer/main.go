@@ -30,7 +30,9 @@ func newRootCmd() *cobra.Command {
 		Short:         "Keep Open edX course-authoring roles where the authz.enable_course_authoring flag says",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       versionString(),
 	}
+	root.SetVersionTemplate("consumer {{.Version}}\n")
 	root.AddCommand(
 		newSchemaCmd(),
 		newMigrateCmd(),
