@@ -69,45 +69,15 @@ func (e *Engine) forward(ctx context.Context, t *tx, req Request, rep *report) e
 					details: fmt.Sprintf("User '%s' has neither course_id nor org defined", r.username)})
 				continue
 			}
-			en := entry{subject: r.username, role: r.role, scope: external}
 			if r.courseID != "" && !strings.HasPrefix(r.courseID, authz.CourseV1Prefix) {
 				continue // another spelling of the prefix: not selected, as openedx-authz's case-sensitive startswith
 			}
-			if r.courseID == "" {
-				if msg := authz.GlobOrgProblem(r.org); msg != "" {
-					// openedx-authz raises on such a glob and fails the whole run.
-					en.details = msg
-					rep.fail(ReasonNoScope, en)
-					continue
-				}
-			}
-			if r.courseID != "" {
-				if _, err := authz.CourseV1Org(r.courseID); err != nil {
-					// openedx-authz fails the whole run on such a row; one
-					// bad key should not hold back the rest of an org.
-					en.details = fmt.Sprintf("Course key '%s' is not a valid course-v1 key; the row stays.", r.courseID)
-					rep.fail(ReasonNoScope, en)
-					continue
-				}
-			}
-			if r.username == "" {
-				en.details = fmt.Sprintf("User id %d does not exist.", r.userID)
-				rep.fail(ReasonAssignmentFailed, en)
+			// The assignment's own checks are the ones verify applies too.
+			if reason, ref := forwardCheck(r, existing, seen); reason != "" {
+				rep.fail(reason, entry{subject: ref.Subject, role: ref.Role, scope: ref.Scope, details: ref.Details})
 				continue
 			}
 			r.subject, r.authz, r.external, r.scope = authz.UserNS+r.username, authzRole, external, authz.CourseNS+external
-			if msg := authz.TooLong(r.subject, authz.RoleNS+authzRole, r.scope); msg != "" {
-				en.details = msg
-				rep.fail(ReasonAssignmentFailed, en)
-				continue
-			}
-			k := ruleSetKey(r.subject, authz.RoleNS+authzRole, r.scope)
-			if existing[k] || seen[k] {
-				en.details = fmt.Sprintf("User '%s' may already have this permission assigned", r.username)
-				rep.fail(ReasonAssignmentFailed, en)
-				continue
-			}
-			seen[k] = true
 			cands = append(cands, r)
 		}
 		if err := e.assign(ctx, t, cands, scopeCache); err != nil {

@@ -392,8 +392,12 @@ func (e *Engine) scopeDrift(ctx context.Context, t *tx, s Scope, rs *roleSet) (S
 	return d, nil
 }
 
-// forwardCheck is what a forward run does with one mapped legacy row: move
-// it (reason "") or leave it with a per-row error.
+// forwardCheck is what a forward run does with one mapped legacy row that
+// has a scope: move it (reason "", and its rule key is added to seen) or
+// leave it with a per-row error. The forward run and verify both use it.
+// An org-wide row of an org openedx-authz cannot hold as a glob, and a key
+// opaque-keys rejects, make openedx-authz fail the whole run; here only
+// that row stays.
 func forwardCheck(r legacyRow, existing, seen map[string]bool) (reason string, ref RowRef) {
 	external, _ := authz.ScopeOf(r.org, r.courseID)
 	ref = RowRef{Table: "student_courseaccessrole", ID: r.id, Subject: r.username, Role: r.role, Scope: external}
