@@ -204,22 +204,33 @@ func appliedState(ctx context.Context, t *tx, st ScopeType, key string) (on, kno
 	return applied == "on", true, nil
 }
 
-// setApplied records the state a scope's roles are now in.
-func setApplied(ctx context.Context, t *tx, st ScopeType, key string, on bool, runID int64, now time.Time) error {
+// setApplied records the state the scopes' roles are now in, a chunk of
+// scopes per statement: an update, then an insert of those without a row.
+func setApplied(ctx context.Context, t *tx, st ScopeType, keys []string, on bool, runID int64, now time.Time) error {
 	var run any
 	if runID != 0 {
 		run = runID
 	}
-	res, err := t.exec(ctx, "UPDATE authz_consumer_scope_state SET applied = ?, run_id = ?, updated_at = ? WHERE scope_type = ? AND scope_key = ?",
-		onOff(on), run, now, string(st), key)
-	if err != nil {
-		return fmt.Errorf("record applied state of %s %s: %w", st, key, err)
+	for _, chunk := range chunks(keys, rowsPerStatement(t.db.Dialect, 5)) {
+		args := append([]any{onOff(on), run, now, string(st)}, anys(chunk)...)
+		res, err := t.exec(ctx, "UPDATE authz_consumer_scope_state SET applied = ?, run_id = ?, updated_at = ? WHERE scope_type = ? AND scope_key IN "+inList(len(chunk)), args...)
+		if err != nil {
+			return fmt.Errorf("record applied state of %d %s scopes: %w", len(chunk), st, err)
+		}
+		if n, err := res.RowsAffected(); err == nil && n >= int64(len(chunk)) {
+			continue // every scope had its row
+		}
+		// Scopes seen for the first time; the rows just updated are kept.
+		rows := make([][]any, len(chunk))
+		for i, k := range chunk {
+			rows[i] = []any{string(st), k, onOff(on), run, now}
+		}
+		if err := insertRowsKeepExisting(ctx, t, "authz_consumer_scope_state", []string{"scope_type", "scope_key", "applied", "run_id", "updated_at"},
+			"scope_type, scope_key", rows); err != nil {
+			return err
+		}
 	}
-	if n, _ := res.RowsAffected(); n > 0 {
-		return nil
-	}
-	return insertRows(ctx, t, "authz_consumer_scope_state", []string{"scope_type", "scope_key", "applied", "run_id", "updated_at"},
-		[][]any{{string(st), key, onOff(on), run, now}})
+	return nil
 }
 
 // recordRunApplied updates the ledger after a run: its scope, and for an
@@ -229,9 +240,9 @@ func setApplied(ctx context.Context, t *tx, st ScopeType, key string, on bool, r
 func recordRunApplied(ctx context.Context, t *tx, req Request, runID int64, courses map[string]bool, now time.Time) error {
 	on := req.Direction == Forward
 	if req.ScopeType == CourseScope {
-		return setApplied(ctx, t, CourseScope, req.CourseKeys[0], on, runID, now)
+		return setApplied(ctx, t, CourseScope, req.CourseKeys[:1], on, runID, now)
 	}
-	if err := setApplied(ctx, t, OrgScope, req.Org, on, runID, now); err != nil {
+	if err := setApplied(ctx, t, OrgScope, []string{req.Org}, on, runID, now); err != nil {
 		return err
 	}
 	excluded := setOf(req.Excluded)
@@ -258,15 +269,13 @@ func recordRunApplied(ctx context.Context, t *tx, req Request, runID int64, cour
 	if err := rows.Err(); err != nil {
 		return err
 	}
+	var keys []string
 	for _, k := range uniqueSorted(keysOf(covered)) {
-		if excluded[k] {
-			continue
-		}
-		if err := setApplied(ctx, t, CourseScope, k, on, runID, now); err != nil {
-			return err
+		if !excluded[k] {
+			keys = append(keys, k)
 		}
 	}
-	return nil
+	return setApplied(ctx, t, CourseScope, keys, on, runID, now)
 }
 
 func keysOf(m map[string]bool) []string {

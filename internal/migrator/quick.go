@@ -122,7 +122,7 @@ func (q *quickBatch) one(ctx context.Context, it Item) (res Result, settled bool
 		}
 		if d.recordApplied && !q.applied[scopeKey(ch)] {
 			// Unknown until now, and nothing to move: remember the state.
-			if err := setApplied(ctx, q.t, ch.ScopeType, ch.ScopeKey, d.dir == Forward, 0, q.e.now()); err != nil {
+			if err := setApplied(ctx, q.t, ch.ScopeType, []string{ch.ScopeKey}, d.dir == Forward, 0, q.e.now()); err != nil {
 				return Result{}, false, run, err
 			}
 			q.applied[scopeKey(ch)] = true

@@ -171,7 +171,7 @@ func (e *Engine) ReconcileScope(ctx context.Context, st ScopeType, key string, t
 		res = Result{Outcome: d.outcome, Direction: d.dir, Detail: d.detail}
 		if d.outcome != OutcomeRan {
 			if d.recordApplied {
-				return setApplied(ctx, t, st, key, d.dir == Forward, 0, e.now())
+				return setApplied(ctx, t, st, []string{key}, d.dir == Forward, 0, e.now())
 			}
 			return nil
 		}
