@@ -99,6 +99,17 @@ type decision struct {
 	recordApplied bool
 }
 
+// scopeRequest is the automatic run of one scope (moved rows deleted).
+func scopeRequest(dir Direction, st ScopeType, key string, trig Trigger) Request {
+	r := Request{Direction: dir, ScopeType: st, Delete: true, Trigger: trig}
+	if st == OrgScope {
+		r.Org = key
+	} else {
+		r.CourseKeys = []string{key}
+	}
+	return r
+}
+
 // decide reconciles the event's scope (SPEC 4: level-triggered). The event
 // says only "this scope changed, look again": the decision compares the
 // scope's effective state now (desired) with the state this service last

@@ -53,13 +53,9 @@ func (e *Engine) Handle(ctx context.Context, src Source, ch Change) (Result, err
 			return q.flush(ctx)
 		}
 		res = Result{Outcome: d.outcome, Direction: d.dir, Detail: d.detail}
-		r := Request{Direction: d.dir, ScopeType: ch.ScopeType, Delete: true, Excluded: d.excluded,
-			Trigger: Trigger{Kind: "event", EventID: src.EventID, Topic: src.Topic, Partition: src.Partition, Offset: src.Offset, RecordID: ch.RecordID}}
-		if ch.ScopeType == OrgScope {
-			r.Org = ch.ScopeKey
-		} else {
-			r.CourseKeys = []string{ch.ScopeKey}
-		}
+		r := scopeRequest(d.dir, ch.ScopeType, ch.ScopeKey, Trigger{Kind: TriggerEvent, EventID: src.EventID,
+			Topic: src.Topic, Partition: src.Partition, Offset: src.Offset, RecordID: ch.RecordID})
+		r.Excluded = d.excluded
 		req = &r
 		run, err := e.runIn(ctx, t, r)
 		if err != nil {

@@ -175,12 +175,8 @@ func (e *Engine) ReconcileScope(ctx context.Context, st ScopeType, key string, t
 			}
 			return nil
 		}
-		r := Request{Direction: d.dir, ScopeType: st, Delete: true, Excluded: d.excluded, Trigger: trig}
-		if st == OrgScope {
-			r.Org = key
-		} else {
-			r.CourseKeys = []string{key}
-		}
+		r := scopeRequest(d.dir, st, key, trig)
+		r.Excluded = d.excluded
 		req = &r
 		run, err := e.runIn(ctx, t, r)
 		if err != nil {

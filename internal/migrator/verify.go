@@ -451,16 +451,11 @@ func (e *Engine) reconcileRequest(ctx context.Context, t *tx, s Scope) (*Request
 
 // reconcileReq is the run a drifting scope's effective state calls for.
 func reconcileReq(d ScopeDrift) Request {
-	req := Request{Direction: Rollback, ScopeType: d.Type, Delete: true, Trigger: Trigger{Kind: TriggerReconcile}}
+	dir := Rollback
 	if d.On {
-		req.Direction = Forward
+		dir = Forward
 	}
-	if d.Type == OrgScope {
-		req.Org = d.Key
-	} else {
-		req.CourseKeys = []string{d.Key}
-	}
-	return req
+	return scopeRequest(dir, d.Type, d.Key, Trigger{Kind: TriggerReconcile})
 }
 
 // Reconcile fixes drift (SPEC 4): each drifting scope (from a DriftReport)
