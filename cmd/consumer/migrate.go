@@ -110,7 +110,7 @@ and writes nothing. Exit code 1 when a run failed (or, dry, would fail).`,
 
 // manualRequests validates every key before anything runs.
 func manualRequests(dir migrator.Direction, courses []string, org string, del bool) ([]migrator.Request, error) {
-	trig := migrator.Trigger{Kind: "manual"}
+	trig := migrator.Trigger{Kind: migrator.TriggerManual}
 	if org != "" {
 		if err := authz.ValidOrg(org); err != nil {
 			return nil, err

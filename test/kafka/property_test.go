@@ -3,7 +3,6 @@ package kafka_test
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"sort"
 	"strconv"
@@ -18,6 +17,7 @@ import (
 	"authz-flag-consumer/internal/demo"
 	"authz-flag-consumer/internal/events"
 	"authz-flag-consumer/internal/testenv"
+	"authz-flag-consumer/internal/testenv/flagcase"
 )
 
 // TestReconcilePropertyRealKafka is SPEC 4's reconciliation property in the
@@ -46,12 +46,12 @@ func TestReconcilePropertyRealKafka(t *testing.T) {
 	}
 	t.Logf("property (real Kafka, MariaDB): %d cases, seed %d, sweep interval %s (replay with PROPERTY_SEED=%d)", cases, seed, sweep, seed)
 
-	var plans []*kCase
+	var plans []*flagcase.Case
 	var roles []demo.Role
 	for i := range cases {
-		c := newKCase(seed, i)
+		c := flagcase.New(seed, i, "KP")
 		plans = append(plans, c)
-		roles = append(roles, c.roles...)
+		roles = append(roles, c.Roles...)
 	}
 	db := newTestDB(t, "mysql", Plan{Roles: roles})
 	topic := newTopic(t, brokers, "prop")
@@ -85,15 +85,18 @@ func TestReconcilePropertyRealKafka(t *testing.T) {
 	// Saves happen in order; each case's events are published in a permuted
 	// order, some twice, some never, all cases interleaved while the
 	// consumer works.
-	for {
-		active := false
+	save := func(o demo.Override) demo.Override {
+		o, err := demo.Save(ctx, db.db, o)
+		require.NoError(t, err)
+		return o
+	}
+	send := func(o demo.Override, times int) { pub.send(t, o, times) }
+	for active := true; active; {
+		active = false
 		for _, pc := range plans {
-			if pc.step(t, db, pub) {
+			if pc.Step(save, send) {
 				active = true
 			}
-		}
-		if !active {
-			break
 		}
 	}
 	off := offsets(brokers, topic+"-group", topic)
@@ -106,7 +109,7 @@ func TestReconcilePropertyRealKafka(t *testing.T) {
 		st := readPropState(t, db)
 		ok := true
 		for _, pc := range plans {
-			if pc.mismatch(st) != "" {
+			if mismatch(pc, st) != "" {
 				ok = false
 				break
 			}
@@ -119,12 +122,12 @@ func TestReconcilePropertyRealKafka(t *testing.T) {
 	st := readPropState(t, db)
 	var published, lost, dups, runs, changes int
 	for _, pc := range plans {
-		require.Empty(t, pc.mismatch(st), "roles not where the oracle puts them; %s", pc.describe(seed))
-		r, ch := pc.runsAndChanges(st)
-		require.LessOrEqual(t, r, ch, "more runs than effective-state changes; %s", pc.describe(seed))
-		published += pc.published
-		lost += pc.lost
-		dups += pc.dups
+		require.Empty(t, mismatch(pc, st), "roles not where the oracle puts them; %s", pc.Describe(seed))
+		r, ch := pc.RunsAndChanges(st.runs)
+		require.LessOrEqual(t, r, ch, "more runs than effective-state changes; %s", pc.Describe(seed))
+		published += pc.Published
+		lost += pc.Lost
+		dups += pc.Dups
 		runs += r
 		changes += ch
 	}
@@ -159,10 +162,10 @@ func propEnvInt(name string, def int) int {
 	return def
 }
 
-func countSaves(plans []*kCase) int {
+func countSaves(plans []*flagcase.Case) int {
 	n := 0
 	for _, pc := range plans {
-		n += len(pc.saves)
+		n += len(pc.Saves)
 	}
 	return n
 }
@@ -185,153 +188,6 @@ func (p *kPublisher) send(t testing.TB, o demo.Override, times int) {
 	for range times { // a duplicate is the same message (same ce_id) again
 		require.NoError(t, p.w.WriteMessages(p.ctx, km))
 	}
-}
-
-// kCase is one case: two orgs of its own with courses and legacy roles
-// (course teams, sometimes an org-wide role), saves, and their delivery.
-type kCase struct {
-	id      int
-	rng     *rand.Rand
-	orgs    []string
-	courses map[string][]string // org -> course keys
-	roles   []demo.Role
-	saves   []demo.Override
-	saved   int
-	queue   []int // saves whose events wait to be published
-	done    bool
-
-	published, lost, dups int
-}
-
-var propRoles = []string{"instructor", "staff", "limited_staff", "data_researcher", "beta_testers", "ccx_coach"}
-
-func newKCase(seed uint64, id int) *kCase {
-	rng := rand.New(rand.NewPCG(seed, uint64(id)))
-	c := &kCase{id: id, rng: rng, courses: map[string][]string{}}
-	for o := range 2 {
-		org := fmt.Sprintf("KP%dO%d", id, o)
-		c.orgs = append(c.orgs, org)
-		for k := range 1 + rng.IntN(3) {
-			key := fmt.Sprintf("course-v1:%s+C%d+2026", org, k)
-			c.courses[org] = append(c.courses[org], key)
-			for u := range 1 + rng.IntN(3) {
-				c.roles = append(c.roles, demo.Role{Username: fmt.Sprintf("kp%d_%d_%d_%d", id, o, k, u), Org: org, CourseID: key, Role: propRoles[rng.IntN(len(propRoles))]})
-			}
-		}
-		if rng.IntN(2) == 0 {
-			c.roles = append(c.roles, demo.Role{Username: fmt.Sprintf("kp%d_%d_w", id, o), Org: org, Role: propRoles[rng.IntN(len(propRoles))]})
-		}
-	}
-	for range 2 + rng.IntN(7) {
-		o := demo.Override{Flag: demo.Flag, Enabled: rng.IntN(5) > 0, Choice: []string{"on", "off"}[rng.IntN(2)]}
-		org := c.orgs[rng.IntN(len(c.orgs))]
-		if rng.IntN(3) == 0 {
-			o.ScopeType, o.ScopeKey = "org", org
-		} else {
-			cs := c.courses[org]
-			o.ScopeType, o.ScopeKey = "course", cs[rng.IntN(len(cs))]
-		}
-		c.saves = append(c.saves, o)
-	}
-	return c
-}
-
-// step saves the case's next override (if any) and publishes some of the
-// waiting events in random order: 1 in 10 lost, 1 in 10 sent twice. It
-// reports whether the case still had work.
-func (c *kCase) step(t testing.TB, db *testDB, p *kPublisher) bool {
-	t.Helper()
-	if c.done {
-		return false
-	}
-	if c.saved < len(c.saves) {
-		o, err := demo.Save(p.ctx, db.db, c.saves[c.saved])
-		require.NoError(t, err)
-		c.saves[c.saved] = o
-		c.queue = append(c.queue, c.saved)
-		c.saved++
-	}
-	last := c.saved == len(c.saves)
-	for len(c.queue) > 0 && (last || c.rng.IntN(2) == 0) {
-		i := c.rng.IntN(len(c.queue))
-		s := c.queue[i]
-		c.queue = append(c.queue[:i], c.queue[i+1:]...)
-		switch n := c.rng.IntN(10); {
-		case n == 0: // lost: the LMS only logs a failed publish
-			c.lost++
-		case n == 1:
-			p.send(t, c.saves[s], 2)
-			c.published += 2
-			c.dups++
-		default:
-			p.send(t, c.saves[s], 1)
-			c.published++
-		}
-	}
-	if last && len(c.queue) == 0 {
-		c.done = true
-	}
-	return true
-}
-
-// propModel is the oracle: the newest save of each scope.
-type propModel struct {
-	course, org map[string]demo.Override
-}
-
-// forces reports whether o forces a state, and which.
-func forces(o demo.Override, ok bool) (on, forced bool) {
-	if !ok || !o.Enabled || (o.Choice != "on" && o.Choice != "off") {
-		return false, false
-	}
-	return o.Choice == "on", true
-}
-
-func (m propModel) orgOn(org string) bool {
-	o, ok := m.org[org]
-	on, _ := forces(o, ok)
-	return on // not forced: the global flag, off in this test
-}
-
-func (m propModel) courseOn(org, key string) bool {
-	o, ok := m.course[key]
-	if on, forced := forces(o, ok); forced {
-		return on
-	}
-	return m.orgOn(org)
-}
-
-// oracle replays the case's saves: the final effective state of every
-// scope (orgs by org name, courses by key) and how many times each changed.
-func (c *kCase) oracle() (final map[string]bool, changes map[string]int) {
-	m := propModel{course: map[string]demo.Override{}, org: map[string]demo.Override{}}
-	state := func() map[string]bool {
-		s := map[string]bool{}
-		for _, org := range c.orgs {
-			s[org] = m.orgOn(org)
-			for _, k := range c.courses[org] {
-				s[k] = m.courseOn(org, k)
-			}
-		}
-		return s
-	}
-	changes = map[string]int{}
-	prev := state()
-	for _, o := range c.saves {
-		if o.ScopeType == "org" {
-			m.org[o.ScopeKey] = o
-		} else {
-			m.course[o.ScopeKey] = o
-		}
-		now := state()
-		for k, on := range now {
-			if on != prev[k] {
-				changes[k]++
-			}
-		}
-		prev = now
-	}
-	return prev, changes
 }
 
 // propState is what the tables hold: legacy rows and role assignments as
@@ -358,10 +214,10 @@ func readPropState(t testing.TB, db *testDB) propState {
 
 // mismatch lists the case's roles that are not exactly where the oracle
 // puts them (legacy row xor role assignment), empty when all are.
-func (c *kCase) mismatch(st propState) string {
-	final, _ := c.oracle()
+func mismatch(c *flagcase.Case, st propState) string {
+	final, _ := c.Oracle()
 	var bad []string
-	for _, r := range c.roles {
+	for _, r := range c.Roles {
 		legacy := strings.Join([]string{r.Username, r.Org, r.CourseID, r.Role}, "|")
 		scope := "course-v1^" + r.CourseID
 		on := final[r.CourseID]
@@ -379,29 +235,4 @@ func (c *kCase) mismatch(st propState) string {
 	}
 	sort.Strings(bad)
 	return strings.Join(bad, "; ")
-}
-
-// runsAndChanges sums the case's runs and its scopes' effective-state
-// changes (per scope the counts may differ: an org run can move a course
-// that follows the org before the course's own event arrives).
-func (c *kCase) runsAndChanges(st propState) (runs, changes int) {
-	_, ch := c.oracle()
-	for _, org := range c.orgs {
-		runs += st.runs[org]
-		changes += ch[org]
-		for _, k := range c.courses[org] {
-			runs += st.runs[k]
-			changes += ch[k]
-		}
-	}
-	return runs, changes
-}
-
-func (c *kCase) describe(seed uint64) string {
-	var saves []string
-	for _, o := range c.saves {
-		saves = append(saves, fmt.Sprintf("#%d %s %s enabled=%v %s", o.ID, o.ScopeType, o.ScopeKey, o.Enabled, o.Choice))
-	}
-	return fmt.Sprintf("seed %d case %d: saves [%s], published %d, duplicated %d, lost %d",
-		seed, c.id, strings.Join(saves, ", "), c.published, c.dups, c.lost)
 }
