@@ -45,20 +45,8 @@ func TestSIGKILLAtRandomPointsEndsInSameDatabase(t *testing.T) {
 	dir := t.TempDir()
 	bin := buildConsumer(t, dir)
 
-	cluster, err := kfake.NewCluster(
-		kfake.NumBrokers(1),
-		kfake.SeedTopics(partitions, topic),
-		kfake.SeedTopics(1, dlq),
-		kfake.GroupMinSessionTimeout(100*time.Millisecond),
-	)
-	require.NoError(t, err)
-	defer cluster.Close()
-	brokers := cluster.ListenAddrs()
-	regCtx, stopRegistry := context.WithCancel(ctx)
-	defer stopRegistry()
-	regAddr, err := registry.NewServer().Serve(regCtx, "127.0.0.1:0")
-	require.NoError(t, err)
-	regURL := "http://" + regAddr
+	h := newHarness(t, bin, dir)
+	brokers, regURL := h.brokers, h.regURL
 
 	// Both databases get the same data and the same override rows, saved
 	// before anything is consumed, so every decision is fixed in advance.
@@ -72,8 +60,6 @@ func TestSIGKILLAtRandomPointsEndsInSameDatabase(t *testing.T) {
 	}
 	publishStream(t, ctx, brokers, regURL, s, saved)
 	t.Logf("stream: %d messages, %d override rows, %d legacy roles", s.messages, len(s.saves), len(s.roles))
-
-	h := harness{t: t, bin: bin, dir: dir, brokers: brokers, regURL: regURL}
 
 	// The uninterrupted run.
 	began := time.Now()
@@ -136,6 +122,26 @@ func TestSIGKILLAtRandomPointsEndsInSameDatabase(t *testing.T) {
 	t.Logf("equal databases: %d runs, %d outcome rows, %d parked, %d role assignments",
 		len(want["openedx_authz_authzcourseauthoringmigrationrun"]), len(want["authz_consumer_event"]),
 		len(want["authz_consumer_parked"]), len(want["casbin_rule"]))
+}
+
+// newHarness starts what the consumer processes talk to, for the test's
+// lifetime: an in-process Kafka-protocol broker with the topic and the
+// dead-letter topic, and a schema registry, both on 127.0.0.1.
+func newHarness(t *testing.T, bin, dir string) harness {
+	t.Helper()
+	cluster, err := kfake.NewCluster(
+		kfake.NumBrokers(1),
+		kfake.SeedTopics(partitions, topic),
+		kfake.SeedTopics(1, dlq),
+		kfake.GroupMinSessionTimeout(100*time.Millisecond),
+	)
+	require.NoError(t, err)
+	t.Cleanup(cluster.Close)
+	regCtx, stopRegistry := context.WithCancel(context.Background())
+	t.Cleanup(stopRegistry)
+	regAddr, err := registry.NewServer().Serve(regCtx, "127.0.0.1:0")
+	require.NoError(t, err)
+	return harness{t: t, bin: bin, dir: dir, brokers: cluster.ListenAddrs(), regURL: "http://" + regAddr}
 }
 
 // buildConsumer builds the consumer binary into dir.

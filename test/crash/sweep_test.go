@@ -15,11 +15,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"github.com/twmb/franz-go/pkg/kfake"
 
 	"authz-flag-consumer/internal/authz"
 	"authz-flag-consumer/internal/demo"
-	"authz-flag-consumer/internal/registry"
 	"authz-flag-consumer/internal/store"
 )
 
@@ -56,24 +54,12 @@ func TestSIGKILLDuringSweepsHealsLostEvents(t *testing.T) {
 	}
 	flags := []string{"--sweep-interval", interval}
 
-	cluster, err := kfake.NewCluster(
-		kfake.NumBrokers(1),
-		kfake.SeedTopics(partitions, topic),
-		kfake.SeedTopics(1, dlq),
-		kfake.GroupMinSessionTimeout(100*time.Millisecond),
-	)
-	require.NoError(t, err)
-	defer cluster.Close()
-	brokers := cluster.ListenAddrs()
-	regCtx, stopRegistry := context.WithCancel(ctx)
-	defer stopRegistry()
-	regAddr, err := registry.NewServer().Serve(regCtx, "127.0.0.1:0")
-	require.NoError(t, err)
-	regURL := "http://" + regAddr
-	h := harness{t: t, bin: bin, dir: dir, brokers: brokers, regURL: regURL}
+	h := newHarness(t, bin, dir)
+	brokers, regURL := h.brokers, h.regURL
 
 	seed := uint64(7)
 	if v := os.Getenv("CRASH_SEED"); v != "" {
+		var err error
 		seed, err = strconv.ParseUint(v, 10, 64)
 		require.NoError(t, err)
 	}
