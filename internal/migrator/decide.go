@@ -142,18 +142,20 @@ func (e *Engine) reconcile(ctx context.Context, t *tx, st ScopeType, key, flag s
 	if desired {
 		d.dir = Forward
 	}
+	applied, known, err := appliedState(ctx, t, st, key)
+	if err != nil {
+		return decision{}, err
+	}
+	if known && applied == desired { // the common no-op: nothing more to read
+		d.outcome, d.detail = OutcomeNoop, fmt.Sprintf("effective state is %s (%s) and the roles are already there", onOff(desired), why)
+		return d, nil
+	}
 	if st == OrgScope {
 		if d.excluded, err = e.opposingCourses(ctx, t, flag, key, desired); err != nil {
 			return decision{}, err
 		}
 	}
-	applied, known, err := appliedState(ctx, t, st, key)
-	if err != nil {
-		return decision{}, err
-	}
 	switch {
-	case known && applied == desired:
-		d.outcome, d.detail = OutcomeNoop, fmt.Sprintf("effective state is %s (%s) and the roles are already there", onOff(desired), why)
 	case known:
 		d.detail = fmt.Sprintf("effective state is %s (%s); roles were left %s", onOff(desired), why, onOff(applied))
 	default:
