@@ -363,6 +363,7 @@ type testMetrics struct{ fx *fixture }
 func (m *testMetrics) Event(string)                      {}
 func (m *testMetrics) Run(string, string, time.Duration) {}
 func (m *testMetrics) SetLag(int, int64)                 {}
+func (m *testMetrics) ForgetLag()                        {}
 func (m *testMetrics) Parked()                           {}
 func (m *testMetrics) Retry(reason string) {
 	m.fx.mu.Lock()
