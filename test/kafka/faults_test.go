@@ -61,7 +61,9 @@ func TestBrokerOutage(t *testing.T) {
 	unlock := db.lockTable(t, "casbin_rule")
 	pubs = append(pubs, publishNow(t, s, p.Rounds[1])...)
 	db.waitMidRun(t, userOf(user))
+	brokerRetries := c.metric(`authz_consumer_retries_total{reason="broker"}`)
 	b.kill()
+	killedAt := time.Now()
 	unlock()
 	handledAtOutage, warnedAtOutage := len(c.handled()), countWarnings(c)
 	eventually(t, "the consumer retrying the lost broker", func() (bool, string) {
@@ -75,6 +77,11 @@ func TestBrokerOutage(t *testing.T) {
 		during = c.readyz()
 		return during.Status == 503, fmt.Sprintf("/readyz %d", during.Status)
 	})
+	notReadyAfter := time.Since(killedAt)
+	eventually(t, "broker retries counted", func() (bool, string) {
+		n := c.metric(`authz_consumer_retries_total{reason="broker"}`) - brokerRetries
+		return n >= 3, fmt.Sprintf("retries_total{reason=\"broker\"} rose by %v since the broker went away", n)
+	})
 
 	restartTime := b.start()
 	pubs = append(pubs, publishNow(t, s, p.Rounds[2])...)
@@ -83,9 +90,9 @@ func TestBrokerOutage(t *testing.T) {
 	db.expectFinal(t, p, p.Toggles())
 	waitReady(t, c)
 	c.stop()
-	t.Logf("broker outage: %s; redelivered and recognized: %d; private broker first start %s, start %s, restart %s; consumer not ready and retrying %s after its start; during the outage /readyz said %d (%s); %d events had been handled when the broker died; test took %s",
+	t.Logf("broker outage: %s; redelivered and recognized: %d; private broker first start %s, start %s, restart %s; consumer not ready and retrying %s after its start; during the outage /readyz said %d (%s), %s after the kill; %d events had been handled when the broker died; test took %s",
 		tl, outcomesLogged(c)["duplicate"], firstStart.Round(time.Millisecond), startTime.Round(time.Millisecond), restartTime.Round(time.Millisecond), downFor.Round(time.Millisecond),
-		during.Status, during.failing(), handledAtOutage, time.Since(began).Round(time.Millisecond))
+		during.Status, during.failing(), notReadyAfter.Round(time.Millisecond), handledAtOutage, time.Since(began).Round(time.Millisecond))
 }
 
 // TestTopicCreatedAfterStart: the consumer is deployed before its topic

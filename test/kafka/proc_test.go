@@ -381,3 +381,26 @@ func publishNow(t testing.TB, s settings, toggles []Toggle) []published {
 	t.Helper()
 	return publishAll(s, toggles).wait(t)
 }
+
+// metric is the value of one series on the process's /metrics, e.g.
+// `authz_consumer_retries_total{reason="broker"}`; 0 when it is not there.
+func (p *proc) metric(series string) float64 {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.httpAddr()+"/metrics", nil)
+	require.NoError(p.t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(p.t, err, "GET /metrics of %s", p.name)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(p.t, err)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			require.NoError(p.t, err, "metric line %q", line)
+			return f
+		}
+	}
+	return 0
+}
