@@ -263,8 +263,19 @@ func recordRunApplied(ctx context.Context, t *tx, req Request, runID int64, cour
 	for c := range courses {
 		covered[c] = true
 	}
-	rows, err := t.query(ctx, "SELECT scope_key FROM authz_consumer_scope_state WHERE scope_type = ? AND scope_key LIKE ? ESCAPE '!'",
-		string(CourseScope), likeEscape(authz.CourseV1Prefix+req.Org+"+")+"%")
+	// The courses an org run covers are those whose rows it selected: a
+	// forward selects legacy rows by org as the database compares (every
+	// spelling of the org on MySQL), a rollback keeps the assignments whose
+	// scope names the org exactly, as openedx-authz does. The ledger itself
+	// is case-sensitive, so other spellings are looked up folded.
+	sameOrg := func(org string) bool { return org == req.Org }
+	col, pattern := "scope_key", likeEscape(authz.CourseV1Prefix+req.Org+"+")+"%"
+	if req.Direction == Forward && t.db.FoldsCase() {
+		sameOrg = func(org string) bool { return strings.EqualFold(org, req.Org) }
+		col, pattern = "LOWER(scope_key)", strings.ToLower(pattern)
+	}
+	rows, err := t.query(ctx, "SELECT scope_key FROM authz_consumer_scope_state WHERE scope_type = ? AND "+col+" LIKE ? ESCAPE '!'",
+		string(CourseScope), pattern)
 	if err != nil {
 		return fmt.Errorf("read applied states of org %s: %w", req.Org, err)
 	}
@@ -274,7 +285,7 @@ func recordRunApplied(ctx context.Context, t *tx, req Request, runID int64, cour
 			rows.Close()
 			return err
 		}
-		if org, _ := authz.CourseV1Org(k); org == req.Org {
+		if org, _ := authz.CourseV1Org(k); sameOrg(org) {
 			covered[k] = true
 		}
 	}

@@ -260,3 +260,34 @@ func TestRegressionDelayedCourseEventAfterOrgRun(t *testing.T) {
 		require.Len(t, fx.rules(), 2)
 	})
 }
+
+// An org run records the applied state of every course it covered, as the
+// database selected them: on MySQL a forward selects the legacy rows of
+// every spelling of the org, so a course spelled otherwise follows the org
+// too and its ledger row must say so, even when it had no role to move
+// (else its next event would make a run of nothing). On SQLite and
+// PostgreSQL the other spelling is another org and keeps its state.
+func TestOrgRunLedgerCoversTheSpellingsItSelected(t *testing.T) {
+	dialects(t, func(t *testing.T, fx *fixture) {
+		const lower = "course-v1:orgx+C2+2024"
+		fx.legacy("s1", "OrgX", c1, "staff")
+		off := fx.override(migrator.CourseScope, lower, true, "off")
+		require.Equal(t, migrator.OutcomeNoop, fx.event("lower-off", migrator.CourseScope, lower, off).Outcome)
+		removed := fx.override(migrator.CourseScope, lower, false, "off") // follows its org from now on
+		require.Equal(t, []string{"off"}, fx.strings("SELECT applied FROM authz_consumer_scope_state WHERE scope_key = ?", lower))
+
+		orgOn := fx.override(migrator.OrgScope, "OrgX", true, "on")
+		res := fx.event("org-on", migrator.OrgScope, "OrgX", orgOn)
+		require.Equal(t, migrator.Forward, res.Direction)
+		want := "off"
+		if fx.db.FoldsCase() {
+			want = "on" // the org override of OrgX is orgx's too
+		}
+		require.Equal(t, []string{want}, fx.strings("SELECT applied FROM authz_consumer_scope_state WHERE scope_key = ?", lower))
+
+		runs := fx.count("openedx_authz_authzcourseauthoringmigrationrun", "")
+		require.Equal(t, migrator.OutcomeNoop, fx.event("lower-removed", migrator.CourseScope, lower, removed).Outcome,
+			"the course is where its state puts it: no run")
+		require.Equal(t, runs, fx.count("openedx_authz_authzcourseauthoringmigrationrun", ""))
+	})
+}

@@ -163,6 +163,11 @@ func Rebind(d Dialect, query string) string {
 	return b.String()
 }
 
+// FoldsCase reports whether the Open edX tables compare text ignoring case
+// (MySQL's _ci collations), so that `org = 'orgx'` also selects OrgX rows.
+// The service's own tables are case-sensitive everywhere.
+func (db *DB) FoldsCase() bool { return db.Dialect == MySQL }
+
 // Returning reports whether INSERT ... RETURNING works on this database.
 func (db *DB) Returning() bool { return db.Dialect != MySQL || db.MariaDB }
 
