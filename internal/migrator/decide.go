@@ -44,20 +44,33 @@ func overrideTable(st ScopeType) (table, keyCol string) {
 
 // history reads every override row of one flag and scope, oldest first
 // (by change_date, then id). Histories are short: one row per save.
+//
+// It selects by the scope's key alone and keeps the flag's rows itself
+// (compared as the database compares): every row of a table names one of
+// a few flags, so a planner without statistics (SQLite's) that picks the
+// waffle_flag index for `waffle_flag = ? AND course_id = ?` reads the whole
+// table for every event, where the key's index finds a handful of rows.
 func history(ctx context.Context, t *tx, st ScopeType, flag, key string) ([]overrideRow, error) {
 	table, keyCol := overrideTable(st)
-	rows, err := t.query(ctx, fmt.Sprintf("SELECT id, change_date, enabled, override_choice FROM %s WHERE waffle_flag = ? AND %s = ?", table, keyCol), flag, key)
+	rows, err := t.query(ctx, fmt.Sprintf("SELECT id, change_date, enabled, override_choice, waffle_flag FROM %s WHERE %s = ?", table, keyCol), key)
 	if err != nil {
 		return nil, fmt.Errorf("read %s overrides of %s: %w", st, key, err)
 	}
 	defer rows.Close()
+	sameFlag := func(f string) bool { return f == flag }
+	if t.db.FoldsCase() {
+		sameFlag = func(f string) bool { return strings.EqualFold(f, flag) }
+	}
 	var out []overrideRow
 	for rows.Next() {
 		r := overrideRow{flag: flag, key: key}
-		if err := rows.Scan(&r.id, &r.changeDate, &r.enabled, &r.choice); err != nil {
+		var rowFlag string
+		if err := rows.Scan(&r.id, &r.changeDate, &r.enabled, &r.choice, &rowFlag); err != nil {
 			return nil, fmt.Errorf("read override: %w", err)
 		}
-		out = append(out, r)
+		if sameFlag(rowFlag) {
+			out = append(out, r)
+		}
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if !out[i].changeDate.Equal(out[j].changeDate) {
