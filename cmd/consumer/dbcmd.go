@@ -22,6 +22,12 @@ func (f *dbFlags) register(cmd *cobra.Command) {
 	config.RegisterDatabase(cmd.Flags(), &f.cfg)
 }
 
+// registerRuns is register for the commands that make runs: they also take
+// --lock-timeout.
+func (f *dbFlags) registerRuns(cmd *cobra.Command) {
+	config.RegisterParts(cmd.Flags(), &f.cfg, config.Database|config.Lock)
+}
+
 // open fills the settings from the environment, validates them and opens
 // the database.
 func (f *dbFlags) open(cmd *cobra.Command) (*store.DB, error) {
@@ -47,7 +53,7 @@ func (f *dbFlags) openEngine(cmd *cobra.Command) (*store.DB, *migrator.Engine, e
 		db.Close()
 		return nil, nil, err
 	}
-	return db, migrator.New(db, migrator.Options{Logger: f.cfg.Logger(os.Stderr)}), nil
+	return db, migrator.New(db, migrator.Options{Logger: f.cfg.Logger(os.Stderr), LockTimeout: f.cfg.LockTimeout}), nil
 }
 
 // checkOpenEdX fails when an Open edX table is missing or differs in a way

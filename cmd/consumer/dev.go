@@ -183,11 +183,9 @@ func runDev(ctx context.Context, out io.Writer, o devOptions) error {
 	}
 
 	settled := make(chan consumer.Settled, 1024)
-	tune := tuning{
-		sessionTimeout: 6 * time.Second, heartbeatInterval: 500 * time.Millisecond, rebalanceTimeout: 5 * time.Second,
-		commitInterval: 100 * time.Millisecond, minBackoff: 50 * time.Millisecond, lockTimeout: 10 * time.Second,
-	}
-	svc, err := startService(ctx, cfg, tune, log, func(s consumer.Settled) { settled <- s })
+	cfg.SessionTimeout, cfg.HeartbeatInterval, cfg.RebalanceTimeout = 6*time.Second, 500*time.Millisecond, 5*time.Second
+	cfg.CommitInterval, cfg.MinBackoff, cfg.LockTimeout = 100*time.Millisecond, 50*time.Millisecond, 10*time.Second
+	svc, err := startService(ctx, cfg, log, func(s consumer.Settled) { settled <- s })
 	if err != nil {
 		return err
 	}

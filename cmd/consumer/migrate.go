@@ -100,7 +100,7 @@ and writes nothing. Exit code 1 when a run failed (or, dry, would fail).`,
 			return nil
 		},
 	}
-	f.register(cmd)
+	f.registerRuns(cmd)
 	cmd.Flags().StringSliceVar(&courses, "course-id-list", nil, "course keys (course-v1:ORG+COURSE+RUN), space or comma separated")
 	cmd.Flags().StringVar(&org, "org-id", "", "org short name: its org-wide roles and every course of it")
 	cmd.Flags().BoolVar(&del, "delete", false, "delete the source rows once moved")

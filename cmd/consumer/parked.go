@@ -145,7 +145,7 @@ func newParkedRedriveCmd() *cobra.Command {
 			return nil
 		},
 	}
-	config.Register(cmd.Flags(), &cfg)
+	config.RegisterParts(cmd.Flags(), &cfg, config.Database|config.Kafka)
 	cmd.Flags().BoolVar(&all, "all", false, "re-drive every parked event not re-driven yet")
 	return cmd
 }

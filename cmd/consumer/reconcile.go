@@ -75,7 +75,7 @@ Exit code 1 when a run failed (or, dry, would fail).`,
 			return nil
 		},
 	}
-	f.register(cmd)
+	f.registerRuns(cmd)
 	sel.register(cmd, true)
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the runs it would make and write nothing")
 	return cmd

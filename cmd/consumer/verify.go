@@ -147,7 +147,7 @@ func (f *dbFlags) openWatching(cmd *cobra.Command) (*store.DB, *migrator.Engine,
 	if v, ok := os.LookupEnv(config.EnvVar("watched-flag")); ok && v != "" && !fl.Changed {
 		flag = v
 	}
-	return db, migrator.New(db, migrator.Options{Logger: f.cfg.Logger(os.Stderr), WatchedFlag: flag}), nil
+	return db, migrator.New(db, migrator.Options{Logger: f.cfg.Logger(os.Stderr), WatchedFlag: flag, LockTimeout: f.cfg.LockTimeout}), nil
 }
 
 // worthShowing keeps the scopes with drift or rows left by per-row errors.

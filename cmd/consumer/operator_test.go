@@ -1,0 +1,111 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"authz-flag-consumer/internal/demo"
+	"authz-flag-consumer/internal/store"
+	"authz-flag-consumer/internal/testenv"
+)
+
+// Tests of what an operator sees: messages and exit codes of the built
+// binary.
+
+// result is what one run of the binary showed.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// runBinary runs the built binary with args in a clean environment plus env
+// ("K=V" entries) and returns what it printed and its exit code.
+func runBinary(t *testing.T, env []string, args ...string) result {
+	t.Helper()
+	var out, errb bytes.Buffer
+	cmd := exec.Command(consumerBinary(t), args...)
+	cmd.Env = append(cleanEnv(), env...)
+	cmd.Dir = t.TempDir()
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	r := result{stdout: out.String(), stderr: errb.String()}
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		r.code = exit.ExitCode()
+	} else {
+		require.NoError(t, err)
+	}
+	return r
+}
+
+// seededSQLite returns the URL of an SQLite database with the Open edX
+// tables and the demo data.
+func seededSQLite(t *testing.T) string {
+	t.Helper()
+	ctx := context.Background()
+	url := testenv.SQLiteURL(t)
+	db, err := store.Open(ctx, url)
+	require.NoError(t, err)
+	defer db.Close()
+	require.NoError(t, db.CreateSchema(ctx))
+	require.NoError(t, demo.Seed(ctx, db))
+	return url
+}
+
+func TestHelpListsOnlyTheCommandsOwnFlags(t *testing.T) {
+	t.Parallel()
+	for args, absent := range map[string][]string{
+		"publish --help":        {"--auto-migrate", "--group-id", "--http-addr", "--sweep-interval", "--dead-letter-topic", "--lock-timeout"},
+		"replay --help":         {"--database-url", "--auto-migrate", "--schema-registry-url", "--http-addr", "--watched-flag"},
+		"parked redrive --help": {"--topic", "--group-id", "--auto-migrate", "--http-addr", "--sweep-interval"},
+		"runs list --help":      {"--brokers", "--lock-timeout"},
+	} {
+		r := runBinary(t, nil, strings.Fields(args)...)
+		require.Zero(t, r.code, args)
+		for _, f := range absent {
+			require.NotContains(t, r.stdout, f+" ", args)
+		}
+	}
+	r := runBinary(t, nil, "run", "--help")
+	for _, f := range []string{"--lock-timeout", "--session-timeout", "--commit-interval", "--min-backoff"} {
+		require.Contains(t, r.stdout, f+" ", "run documents its timings")
+	}
+	require.Contains(t, r.stdout, "[env AUTHZ_CONSUMER_LOCK_TIMEOUT]")
+}
+
+func TestPublishChoiceMustBeOnOrOff(t *testing.T) {
+	t.Parallel()
+	for _, choice := range []string{"maybe", "ON"} {
+		r := runBinary(t, nil, "publish", "--scope-type", "org", "--scope-key", "DemoX", "--choice", choice, "--json")
+		require.Equal(t, 1, r.code)
+		require.Contains(t, r.stderr, `--choice "`+choice+`": want on or off`)
+	}
+}
+
+// A registry that does not answer is found before the override row is
+// saved: nothing is saved, and the message says so.
+func TestPublishRegistryDownSavesNothing(t *testing.T) {
+	t.Parallel()
+	url := seededSQLite(t)
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "waffle-flag-override-lifecycle"))
+	require.NoError(t, err)
+	t.Cleanup(cluster.Close)
+
+	r := runBinary(t, nil, "publish", "--scope-type", "org", "--scope-key", "DemoX", "--choice", "on",
+		"--database-url", url, "--brokers", cluster.ListenAddrs()[0], "--schema-registry-url", "http://127.0.0.1:1")
+	require.Equal(t, 1, r.code, r.stderr)
+	require.Contains(t, r.stderr, "(nothing saved)")
+	db, err := store.Open(context.Background(), url)
+	require.NoError(t, err)
+	defer db.Close()
+	var n int
+	require.NoError(t, db.SQL.QueryRow("SELECT COUNT(*) FROM waffle_utils_waffleflagorgoverridemodel").Scan(&n))
+	require.Zero(t, n, "no override row without its event")
+}
