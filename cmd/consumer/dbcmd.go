@@ -53,7 +53,7 @@ func (f *dbFlags) openEngine(cmd *cobra.Command) (*store.DB, *migrator.Engine, e
 		db.Close()
 		return nil, nil, err
 	}
-	return db, migrator.New(db, migrator.Options{Logger: f.cfg.Logger(os.Stderr), LockTimeout: f.cfg.LockTimeout}), nil
+	return db, migrator.New(db, migrator.Options{Logger: f.cfg.Logger(os.Stderr), LockTimeout: f.cfg.LockTimeout, WatchedFlag: f.cfg.WatchedFlag}), nil
 }
 
 // checkOpenEdX fails when an Open edX table is missing or differs in a way

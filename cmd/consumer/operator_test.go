@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os/exec"
 	"strings"
@@ -108,4 +109,72 @@ func TestPublishRegistryDownSavesNothing(t *testing.T) {
 	var n int
 	require.NoError(t, db.SQL.QueryRow("SELECT COUNT(*) FROM waffle_utils_waffleflagorgoverridemodel").Scan(&n))
 	require.Zero(t, n, "no override row without its event")
+}
+
+func TestMigrateUnknownCourseRecordsNothing(t *testing.T) {
+	t.Parallel()
+	url := seededSQLite(t)
+	r := runBinary(t, nil, "migrate", "--course-id-list", "course-v1:DemoX+NoSuch+2024", "--force", "--database-url", url)
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, `course "course-v1:DemoX+NoSuch+2024" is unknown here`)
+	r = runBinary(t, nil, "runs", "list", "--database-url", url)
+	require.Equal(t, "no runs\n", r.stdout)
+}
+
+// A manual run against the scope's effective flag state is refused without
+// --force, and warned about with it.
+func TestManualRunAgainstTheFlagNeedsForce(t *testing.T) {
+	t.Parallel()
+	url := seededSQLite(t)
+	r := runBinary(t, nil, "migrate", "--org-id", "DemoX", "--database-url", url)
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, "a forward run goes against the effective flag state: org DemoX is off (global flag)")
+	require.Contains(t, r.stderr, "would move the roles back")
+	require.Contains(t, r.stderr, "give --force to run anyway (nothing was run)")
+	require.Empty(t, r.stdout)
+
+	r = runBinary(t, nil, "migrate", "--org-id", "DemoX", "--force", "--database-url", url)
+	require.Zero(t, r.code, r.stderr)
+	require.Contains(t, r.stderr, "warning: a forward run goes against the effective flag state")
+	require.Regexp(t, `run 1 +forward +org +DemoX`, r.stdout)
+
+	// In the direction of the flag: no warning.
+	r = runBinary(t, nil, "rollback", "--org-id", "DemoX", "--database-url", url)
+	require.Zero(t, r.code, r.stderr)
+	require.NotContains(t, r.stderr, "warning")
+}
+
+func TestRunsListTableAndJSON(t *testing.T) {
+	t.Parallel()
+	url := seededSQLite(t)
+	r := runBinary(t, nil, "migrate", "--org-id", "DemoX", "--force", "--database-url", url)
+	require.Zero(t, r.code, r.stderr)
+
+	r = runBinary(t, nil, "runs", "list", "--database-url", url)
+	require.Zero(t, r.code, r.stderr)
+	require.Regexp(t, `^ID +SCOPE +TYPE +STATUS +MOVED +ERRORS +TRIGGER +STARTED \(UTC\) +DURATION\n1 +org DemoX +forward +partial_success +\d+ of \d+ +\d+ +manual +\d{4}-\d\d-\d\d \d\d:\d\d:\d\d +\d`, r.stdout)
+
+	r = runBinary(t, nil, "runs", "list", "--status", "bogus", "--database-url", url)
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, `--status "bogus" is not one of running, completed, partial_success, failed, skipped`)
+
+	r = runBinary(t, nil, "runs", "list", "--json", "--database-url", url)
+	require.Zero(t, r.code, r.stderr)
+	var runs []map[string]any
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &runs), r.stdout)
+	require.Len(t, runs, 1)
+	require.Equal(t, "manual", runs[0]["trigger"])
+	require.Equal(t, "DemoX", runs[0]["scope_key"])
+
+	r = runBinary(t, nil, "runs", "show", "1", "--json", "--database-url", url)
+	require.Zero(t, r.code, r.stderr)
+	var run map[string]any
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &run), r.stdout)
+	require.Equal(t, "partial_success", run["status"])
+	r = runBinary(t, nil, "runs", "show", "1", "--database-url", url)
+	require.Regexp(t, `(?s)^ID .*\n1 +org DemoX .*\nmetadata:\n\{.*"trigger": "manual"`, r.stdout)
+
+	r = runBinary(t, nil, "parked", "list", "--json", "--database-url", url)
+	require.Zero(t, r.code, r.stderr)
+	require.Equal(t, "[]\n", r.stdout)
 }
