@@ -8,11 +8,13 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"authz-flag-consumer/internal/demo"
+	"authz-flag-consumer/internal/lock"
 	"authz-flag-consumer/internal/store"
 	"authz-flag-consumer/internal/testenv"
 )
@@ -177,4 +179,27 @@ func TestRunsListTableAndJSON(t *testing.T) {
 	r = runBinary(t, nil, "parked", "list", "--json", "--database-url", url)
 	require.Zero(t, r.code, r.stderr)
 	require.Equal(t, "[]\n", r.stdout)
+}
+
+// A manual run that waits on a held lock says so, names the holder, and
+// exits 1 when it gives up (its run recorded skipped).
+func TestManualRunWaitingOnAHeldLock(t *testing.T) {
+	eachDialect(t, func(t *testing.T, url string, db *store.DB) {
+		if db.Dialect == store.SQLite {
+			return // one writer: the run waits in SQLite itself, there is no lock to name
+		}
+		ctx := context.Background()
+		conn, err := db.SQL.Conn(ctx)
+		require.NoError(t, err)
+		defer conn.Close()
+		release, err := lock.Acquire(ctx, db.Dialect, conn, "DemoX", time.Second)
+		require.NoError(t, err)
+		defer release(ctx) //nolint:errcheck
+
+		r := runBinary(t, nil, "migrate", "--org-id", "DemoX", "--force", "--lock-timeout", "1s", "--log-format", "text", "--database-url", url)
+		require.Equal(t, 1, r.code, r.stdout+r.stderr)
+		require.Regexp(t, `msg="waiting for the org's advisory lock: another run of the org holds it" org=demox held_by="database (connection \d+|backend pid \d+) \(authz`, r.stderr)
+		require.Regexp(t, `run 1 +forward +org +DemoX +skipped`, r.stdout)
+		require.Contains(t, r.stderr, "1 of 1 runs skipped: another run of the org held its lock longer than --lock-timeout (1s)")
+	})
 }

@@ -118,7 +118,13 @@ func (e *Engine) locked(ctx context.Context, orgs []string, fn func(*tx) error) 
 	orgs = uniqueSorted(folded)
 	start := time.Now()
 	for _, org := range orgs {
-		release, err := lock.Acquire(ctx, e.db.Dialect, conn, org, e.opts.LockTimeout)
+		release, err := lock.Acquire(ctx, e.db.Dialect, conn, org, 0)
+		if errors.Is(err, lock.ErrTimeout) {
+			// Another run of the org holds it: say so, then wait.
+			e.log.Info("waiting for the org's advisory lock: another run of the org holds it",
+				"org", org, "held_by", e.lockHolder(ctx, conn, org), "timeout", e.opts.LockTimeout.String())
+			release, err = lock.Acquire(ctx, e.db.Dialect, conn, org, e.opts.LockTimeout)
+		}
 		if err != nil {
 			return err
 		}
@@ -150,6 +156,24 @@ func (e *Engine) locked(ctx context.Context, orgs []string, fn func(*tx) error) 
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
+}
+
+// lockHolder describes who holds org's lock: the database connection, and
+// a running run of the org when one is visible (openedx-authz commits its
+// running record first; this service's runs are visible only once done).
+func (e *Engine) lockHolder(ctx context.Context, conn *sql.Conn, org string) string {
+	who := lock.Holder(ctx, e.db.Dialect, conn, org)
+	if who == "" {
+		who = "another connection"
+	}
+	runs, err := e.queryRuns(ctx, "SELECT "+runColumns+" FROM openedx_authz_authzcourseauthoringmigrationrun WHERE status = ? AND (scope_key = ? OR scope_key LIKE ?) ORDER BY id",
+		StatusRunning, org, "course-v1:"+org+"+%")
+	if err == nil {
+		for _, r := range runs {
+			who += fmt.Sprintf("; running run %d (%s %s %s, started %s)", r.ID, r.MigrationType, r.ScopeType, r.ScopeKey, r.CreatedAt.UTC().Format(time.RFC3339))
+		}
+	}
+	return who
 }
 
 func uniqueSorted(in []string) []string {
