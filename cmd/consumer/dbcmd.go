@@ -16,7 +16,12 @@ import (
 
 // dbFlags are the settings of the commands that only need the database
 // (schema, migrate, rollback, runs).
-type dbFlags struct{ cfg config.Config }
+type dbFlags struct {
+	cfg config.Config
+	// readOnly commands never create a database: a missing SQLite file is
+	// an error (runs, schema check, verify, parked list).
+	readOnly bool
+}
 
 func (f *dbFlags) register(cmd *cobra.Command) {
 	config.RegisterDatabase(cmd.Flags(), &f.cfg)
@@ -37,6 +42,9 @@ func (f *dbFlags) open(cmd *cobra.Command) (*store.DB, error) {
 	f.cfg.Finish()
 	if err := f.cfg.ValidateDatabaseOnly(); err != nil {
 		return nil, err
+	}
+	if f.readOnly {
+		return store.OpenExisting(cmd.Context(), f.cfg.DatabaseURL)
 	}
 	return store.Open(cmd.Context(), f.cfg.DatabaseURL)
 }

@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -202,4 +204,38 @@ func TestManualRunWaitingOnAHeldLock(t *testing.T) {
 		require.Regexp(t, `run 1 +forward +org +DemoX +skipped`, r.stdout)
 		require.Contains(t, r.stderr, "1 of 1 runs skipped: another run of the org held its lock longer than --lock-timeout (1s)")
 	})
+}
+
+// Read-only commands never create a database; a file SQLite cannot open
+// is explained, not reported as "out of memory (14)".
+func TestReadOnlyCommandsCreateNoDatabase(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	missing := "sqlite:///" + filepath.ToSlash(filepath.Join(dir, "missing.db"))
+	for _, args := range []string{"runs list", "runs show 1", "schema check", "verify", "parked list"} {
+		r := runBinary(t, nil, append(strings.Fields(args), "--database-url", missing)...)
+		require.Equal(t, 1, r.code, args)
+		require.Contains(t, r.stderr, "does not exist; this command only reads and creates nothing", args)
+	}
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	require.Empty(t, entries, "no file created")
+
+	r := runBinary(t, nil, "schema", "create", "--database-url", "sqlite:///no/such/dir/x.db")
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, "directory")
+	require.Contains(t, r.stderr, "/no/such/dir does not exist")
+	require.Contains(t, r.stderr, "sqlite:/// is relative to the working directory; sqlite://// starts an absolute path")
+	require.NotContains(t, r.stderr, "out of memory")
+	r = runBinary(t, nil, "runs", "list", "--database-url", "sqlite:///"+filepath.ToSlash(dir))
+	require.Contains(t, r.stderr, "is a directory, not a SQLite file")
+}
+
+func TestMisspelledVariableIsWarnedAbout(t *testing.T) {
+	t.Parallel()
+	url := seededSQLite(t)
+	r := runBinary(t, []string{"AUTHZ_CONSUMER_DATABSE_URL=" + url, "AUTHZ_CONSUMER_DATABASE_URL=" + url, "AUTHZ_CONSUMER_BROKERS=k:9092"}, "runs", "list")
+	require.Zero(t, r.code, r.stderr)
+	require.Equal(t, "warning: AUTHZ_CONSUMER_DATABSE_URL is not a setting and is ignored (did you mean AUTHZ_CONSUMER_DATABASE_URL?)\n", r.stderr,
+		"a setting of another command (BROKERS) is no warning")
 }

@@ -76,6 +76,7 @@ func newParkedListCmd() *cobra.Command {
 			return tw.Flush()
 		},
 	}
+	db.readOnly = true
 	db.register(cmd)
 	cmd.Flags().BoolVar(&all, "all", false, "include events already re-driven")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the parked events as a JSON array")

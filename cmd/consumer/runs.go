@@ -56,6 +56,7 @@ func newRunsCmd() *cobra.Command {
 			return nil
 		},
 	}
+	lf.readOnly = true
 	lf.register(list)
 	list.Flags().IntVar(&filter.Limit, "limit", 50, "how many runs (0: all)")
 	list.Flags().StringVar(&filter.Status, "status", "", "only runs with this status ("+strings.Join(runStatuses, ", ")+")")
@@ -94,6 +95,7 @@ func newRunsCmd() *cobra.Command {
 			return nil
 		},
 	}
+	sf.readOnly = true
 	sf.register(show)
 	show.Flags().BoolVar(&showJSON, "json", false, "print the run as one JSON object")
 	cmd.AddCommand(list, show)

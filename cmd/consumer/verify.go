@@ -62,6 +62,7 @@ It reads in one read-only transaction and writes nothing. Exit code 1 when there
 			return nil
 		},
 	}
+	f.readOnly = true
 	f.register(cmd)
 	sel.register(cmd, false)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")

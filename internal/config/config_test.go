@@ -222,3 +222,14 @@ func TestRegisterParts(t *testing.T) {
 	require.NoError(t, cfg.Validate(), "the settings not taken have valid defaults")
 	require.Equal(t, config.DefaultHTTPAddr, cfg.HTTPAddr)
 }
+
+func TestUnknownEnv(t *testing.T) {
+	got := config.UnknownEnv([]string{
+		"AUTHZ_CONSUMER_DATABSE_URL=sqlite:///x.db", "AUTHZ_CONSUMER_BROKERS=k:9092", "AUTHZ_CONSUMER_BIN=/bin/consumer",
+		"AUTHZ_CONSUMER_SOMETHING_ELSE_ENTIRELY=1", "HOME=/root",
+	})
+	require.Equal(t, []string{
+		"warning: AUTHZ_CONSUMER_DATABSE_URL is not a setting and is ignored (did you mean AUTHZ_CONSUMER_DATABASE_URL?)",
+		"warning: AUTHZ_CONSUMER_SOMETHING_ELSE_ENTIRELY is not a setting and is ignored",
+	}, got)
+}
