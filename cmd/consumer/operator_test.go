@@ -5,10 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -17,6 +22,7 @@ import (
 
 	"authz-flag-consumer/internal/demo"
 	"authz-flag-consumer/internal/lock"
+	"authz-flag-consumer/internal/registry"
 	"authz-flag-consumer/internal/store"
 	"authz-flag-consumer/internal/testenv"
 )
@@ -238,4 +244,99 @@ func TestMisspelledVariableIsWarnedAbout(t *testing.T) {
 	require.Zero(t, r.code, r.stderr)
 	require.Equal(t, "warning: AUTHZ_CONSUMER_DATABSE_URL is not a setting and is ignored (did you mean AUTHZ_CONSUMER_DATABASE_URL?)\n", r.stderr,
 		"a setting of another command (BROKERS) is no warning")
+}
+
+// What `consumer run` shows an operator: the scope key in logs (not the
+// framed key bytes), authz_consumer_lag and authz_consumer_build_info.
+func TestRunLogsKeysAndServesBuildInfo(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	url := seededSQLite(t)
+	const topic = "ops-waffle-flag-override-lifecycle"
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic, topic+".parked"))
+	require.NoError(t, err)
+	t.Cleanup(cluster.Close)
+	regAddr, err := registry.NewServer().Serve(ctx, "127.0.0.1:0")
+	require.NoError(t, err)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	httpAddr := l.Addr().String()
+	l.Close()
+	common := []string{"--database-url", url, "--brokers", cluster.ListenAddrs()[0], "--topic", topic, "--schema-registry-url", "http://" + regAddr}
+
+	var stderr syncBuffer
+	cmd := exec.Command(consumerBinary(t), append([]string{"run", "--auto-migrate", "--http-addr", httpAddr, "--log-format", "text"}, common...)...)
+	cmd.Env = cleanEnv()
+	cmd.Stderr = &stderr
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+
+	r := runBinary(t, nil, append([]string{"publish", "--scope-type", "org", "--scope-key", "DemoX", "--choice", "on"}, common...)...)
+	require.Zero(t, r.code, r.stderr)
+	// An event whose override row is not there yet is retried; the retry
+	// log names the key, registry-framed on the wire, as text.
+	r = runBinary(t, nil, append([]string{"publish", "--scope-type", "org", "--scope-key", "DemoX", "--choice", "on", "--record-id", "999"}, common...)...)
+	require.Zero(t, r.code, r.stderr)
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(stderr.String(), "key=DemoX") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no log line with key=DemoX; log:\n%s", stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	require.Regexp(t, `msg="override row not visible yet, retrying" .*key=DemoX`, stderr.String())
+	require.NotContains(t, stderr.String(), `key="\x00`)
+
+	resp, err := http.Get("http://" + httpAddr + "/metrics")
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	require.Regexp(t, `(?m)^authz_consumer_build_info\{goversion="go[^"]+",revision="[^"]*",version="[^"]+"\} 1$`, string(body))
+	require.Regexp(t, `(?m)^authz_consumer_lag\{partition="0"\} \d+$`, string(body))
+	require.NotContains(t, string(body), "consumer_consumer")
+
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, cmd.Wait(), stderr.String())
+}
+
+// syncBuffer is a bytes.Buffer a process writes while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Running a schema command twice says what the second one did: nothing.
+func TestSchemaCommandsTwice(t *testing.T) {
+	t.Parallel()
+	url := "sqlite:///" + filepath.ToSlash(filepath.Join(t.TempDir(), "s.db"))
+	r := runBinary(t, nil, "schema", "create", "--database-url", url)
+	require.Zero(t, r.code, r.stderr)
+	require.Contains(t, r.stdout, "created 15 Open edX tables")
+	r = runBinary(t, nil, "schema", "create", "--database-url", url)
+	require.Equal(t, 1, r.code)
+	require.Empty(t, r.stdout, "no second 'created'")
+	require.Contains(t, r.stderr, "already holds Open edX tables")
+	r = runBinary(t, nil, "schema", "migrate", "--database-url", url)
+	require.Zero(t, r.code, r.stderr)
+	require.Contains(t, r.stdout, "own tables already at version")
+	require.Contains(t, r.stdout, "nothing to do")
+
+	fresh := "sqlite:///" + filepath.ToSlash(filepath.Join(t.TempDir(), "m.db"))
+	r = runBinary(t, nil, "schema", "migrate", "--database-url", fresh)
+	require.Zero(t, r.code, r.stderr)
+	require.Contains(t, r.stdout, "created the service's own tables (version")
 }

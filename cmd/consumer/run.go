@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -118,6 +119,11 @@ func startService(ctx context.Context, cfg config.Config, log *slog.Logger, onSe
 	}
 	reg := prometheus.NewRegistry()
 	s.metrics = ops.NewMetrics(reg)
+	v, rev, dirty := buildInfo()
+	if dirty {
+		rev += "-modified"
+	}
+	ops.RegisterBuildInfo(reg, v, rev, runtime.Version())
 	s.engine = migrator.New(db, migrator.Options{
 		Logger:      log,
 		WatchedFlag: cfg.WatchedFlag,

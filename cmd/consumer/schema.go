@@ -32,10 +32,22 @@ func newSchemaCmd() *cobra.Command {
 		"Create or upgrade only the service's own authz_consumer_* tables",
 		"Safe on a production Open edX database: it never touches Django's tables.",
 		func(cmd *cobra.Command, db *store.DB) error {
+			before, err := db.OwnVersion(cmd.Context())
+			if err != nil {
+				return err
+			}
 			if err := db.Migrate(cmd.Context()); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "own tables at version %d in %s\n", store.SchemaVersion, db.URL)
+			out := cmd.OutOrStdout()
+			switch before {
+			case store.SchemaVersion:
+				fmt.Fprintf(out, "own tables already at version %d in %s; nothing to do\n", store.SchemaVersion, db.URL)
+			case 0:
+				fmt.Fprintf(out, "created the service's own tables (version %d) in %s\n", store.SchemaVersion, db.URL)
+			default:
+				fmt.Fprintf(out, "upgraded the service's own tables from version %d to %d in %s\n", before, store.SchemaVersion, db.URL)
+			}
 			return nil
 		}))
 	cmd.AddCommand(schemaSub("check", true,

@@ -425,7 +425,7 @@ func (c *Consumer) decode(ctx context.Context, m kafka.Message) (s Settled, reas
 // returns an error only when ctx ends first.
 func (c *Consumer) settle(ctx context.Context, m kafka.Message) (Settled, error) {
 	var s Settled
-	log := c.log.With("partition", m.Partition, "offset", m.Offset, "key", string(m.Key))
+	log := c.log.With("partition", m.Partition, "offset", m.Offset, "key", events.KeyText(m.Key))
 	var invisibleSince time.Time
 	for attempt := 1; ; attempt++ {
 		if attempt > 1 {
