@@ -52,6 +52,7 @@ func newRootCmd() *cobra.Command {
 		newPublishCmd(),
 		newReplayCmd(),
 		newParkedCmd(),
+		newTopicsCmd(),
 		newDevRegistryCmd(),
 	)
 	return root

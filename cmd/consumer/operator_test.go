@@ -340,3 +340,22 @@ func TestSchemaCommandsTwice(t *testing.T) {
 	require.Zero(t, r.code, r.stderr)
 	require.Contains(t, r.stdout, "created the service's own tables (version")
 }
+
+func TestTopicsCreate(t *testing.T) {
+	t.Parallel()
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
+	require.NoError(t, err)
+	t.Cleanup(cluster.Close)
+	args := []string{"topics", "create", "--topic-prefix", "prod", "--partitions", "6", "--brokers", cluster.ListenAddrs()[0]}
+	r := runBinary(t, nil, args...)
+	require.Zero(t, r.code, r.stderr)
+	require.Equal(t, "created topic prod-waffle-flag-override-lifecycle: 6 partitions, retention 168h0m0s\n"+
+		"created topic prod-waffle-flag-override-lifecycle.parked: 6 partitions, retention 168h0m0s\n", r.stdout)
+	r = runBinary(t, nil, args...)
+	require.Zero(t, r.code, r.stderr)
+	require.Equal(t, "topic prod-waffle-flag-override-lifecycle exists already (6 partitions); left as it is\n"+
+		"topic prod-waffle-flag-override-lifecycle.parked exists already (6 partitions); left as it is\n", r.stdout)
+	r = runBinary(t, nil, "topics", "create", "--partitions", "0")
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, "--partitions 0: must be 1 or more")
+}
