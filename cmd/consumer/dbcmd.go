@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -89,4 +90,25 @@ func checkOpenEdX(ctx context.Context, db *store.DB, log *slog.Logger) error {
 		return fmt.Errorf("database %s does not have the Open edX tables as expected: %s (see `consumer schema check`)", db.URL, bad[0])
 	}
 	return fmt.Errorf("database %s does not have the Open edX tables as expected: %s, and %d more differences (see `consumer schema check`)", db.URL, bad[0], len(bad)-1)
+}
+
+// checkGrants fails when the database account lacks a privilege the
+// service needs to run (it would otherwise fail at the first run, in the
+// middle of an event). When the privileges cannot be read fully (granted
+// through roles), what is known to be missing is only warned about.
+func checkGrants(ctx context.Context, db *store.DB, log *slog.Logger) error {
+	missing, inconclusive, err := db.MissingGrants(ctx)
+	if err != nil {
+		return err
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("the database account of %s lacks privileges the service needs: %s (docs/operations.md, \"Database account\", lists the GRANTs)",
+		db.URL, strings.Join(missing, "; "))
+	if inconclusive {
+		log.Warn(msg+"; privileges granted through roles are not visible here, so this may be wrong", "missing", missing)
+		return nil
+	}
+	return errors.New(msg)
 }

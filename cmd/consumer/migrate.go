@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strings"
 
@@ -70,6 +71,11 @@ event for it, the sweep, ` + "`consumer reconcile`" + `) would move the roles ba
 				return err
 			}
 			defer db.Close()
+			if !dryRun {
+				if err := checkGrants(cmd.Context(), db, f.cfg.Logger(os.Stderr)); err != nil {
+					return err
+				}
+			}
 			// Runs record the scopes' applied states in the service's own
 			// tables: create or upgrade them (never Django's), as `run` does.
 			if err := db.Migrate(cmd.Context()); err != nil {

@@ -113,6 +113,10 @@ func startService(ctx context.Context, cfg config.Config, log *slog.Logger, onSe
 		s.Close()
 		return nil, err
 	}
+	if err := checkGrants(ctx, db, log); err != nil {
+		s.Close()
+		return nil, err
+	}
 	if err := db.Migrate(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("own tables: %w", err)
