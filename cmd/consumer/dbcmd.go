@@ -62,7 +62,7 @@ func (f *dbFlags) openEngine(cmd *cobra.Command) (*store.DB, *migrator.Engine, e
 		db.Close()
 		return nil, nil, err
 	}
-	return db, migrator.New(db, migrator.Options{Logger: f.cfg.Logger(os.Stderr), LockTimeout: f.cfg.LockTimeout, WatchedFlag: f.cfg.WatchedFlag}), nil
+	return db, migrator.New(db, migrator.Options{Logger: f.cfg.Logger(os.Stderr), LockTimeout: f.cfg.LockTimeout, WatchedFlag: f.cfg.WatchedFlag, ProgressInterval: f.cfg.ProgressInterval}), nil
 }
 
 // checkOpenEdX fails when an Open edX table is missing or differs in a way

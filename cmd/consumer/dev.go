@@ -138,6 +138,10 @@ func runDev(ctx context.Context, out io.Writer, o devOptions) error {
 		LogFormat:       "json",
 		RetryMaxBackoff: 2 * time.Second,
 		NotVisibleLimit: 10 * time.Second,
+
+		SessionTimeout: 6 * time.Second, HeartbeatInterval: 500 * time.Millisecond, RebalanceTimeout: 5 * time.Second,
+		CommitInterval: 100 * time.Millisecond, MinBackoff: 50 * time.Millisecond, LockTimeout: 10 * time.Second,
+		ProgressInterval: config.DefaultProgressInterval,
 	}
 	cfg.Finish()
 	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -183,8 +187,6 @@ func runDev(ctx context.Context, out io.Writer, o devOptions) error {
 	}
 
 	settled := make(chan consumer.Settled, 1024)
-	cfg.SessionTimeout, cfg.HeartbeatInterval, cfg.RebalanceTimeout = 6*time.Second, 500*time.Millisecond, 5*time.Second
-	cfg.CommitInterval, cfg.MinBackoff, cfg.LockTimeout = 100*time.Millisecond, 50*time.Millisecond, 10*time.Second
 	svc, err := startService(ctx, cfg, log, func(s consumer.Settled) { settled <- s })
 	if err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -358,4 +359,21 @@ func TestTopicsCreate(t *testing.T) {
 	r = runBinary(t, nil, "topics", "create", "--partitions", "0")
 	require.Equal(t, 1, r.code)
 	require.Contains(t, r.stderr, "--partitions 0: must be 1 or more")
+}
+
+// A long run logs its progress (rows done of the total) every
+// --progress-interval, and a last line when it ends.
+func TestLongRunLogsProgress(t *testing.T) {
+	t.Parallel()
+	url := seededSQLite(t)
+	r := runBinary(t, nil, "migrate", "--org-id", "DemoX", "--force", "--progress-interval", "1ns", "--log-format", "text", "--database-url", url)
+	require.Zero(t, r.code, r.stderr)
+	require.Regexp(t, `msg="run progress" run_id=1 type=forward scope_type=org scope=DemoX rows_done=(\d+) rows_total=(\d+) elapsed=\S+ rows_per_second=\d+`, r.stderr)
+	m := regexp.MustCompile(`rows_done=(\d+) rows_total=(\d+)`).FindStringSubmatch(r.stderr)
+	require.Equal(t, m[1], m[2], "one page: all rows done")
+	require.Regexp(t, `msg="run finished" run_id=1 .* status=partial_success`, r.stderr)
+
+	r = runBinary(t, nil, "rollback", "--org-id", "DemoX", "--log-format", "text", "--database-url", url)
+	require.Zero(t, r.code, r.stderr)
+	require.NotContains(t, r.stderr, "run progress", "a short run (default 5s interval) logs no progress")
 }

@@ -129,11 +129,12 @@ func startService(ctx context.Context, cfg config.Config, log *slog.Logger, onSe
 	}
 	ops.RegisterBuildInfo(reg, v, rev, runtime.Version())
 	s.engine = migrator.New(db, migrator.Options{
-		Logger:      log,
-		WatchedFlag: cfg.WatchedFlag,
-		AutoMigrate: cfg.AutoMigrate,
-		LockTimeout: cfg.LockTimeout,
-		LockWaited:  s.metrics.LockWait,
+		Logger:           log,
+		WatchedFlag:      cfg.WatchedFlag,
+		AutoMigrate:      cfg.AutoMigrate,
+		LockTimeout:      cfg.LockTimeout,
+		ProgressInterval: cfg.ProgressInterval,
+		LockWaited:       s.metrics.LockWait,
 	})
 	var src events.SchemaSource
 	if cfg.SchemaRegistryURL != "" {

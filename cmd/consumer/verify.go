@@ -148,7 +148,7 @@ func (f *dbFlags) openWatching(cmd *cobra.Command) (*store.DB, *migrator.Engine,
 	if v, ok := os.LookupEnv(config.EnvVar("watched-flag")); ok && v != "" && !fl.Changed {
 		flag = v
 	}
-	return db, migrator.New(db, migrator.Options{Logger: f.cfg.Logger(os.Stderr), WatchedFlag: flag, LockTimeout: f.cfg.LockTimeout}), nil
+	return db, migrator.New(db, migrator.Options{Logger: f.cfg.Logger(os.Stderr), WatchedFlag: flag, LockTimeout: f.cfg.LockTimeout, ProgressInterval: f.cfg.ProgressInterval}), nil
 }
 
 // worthShowing keeps the scopes with drift or rows left by per-row errors.

@@ -52,6 +52,7 @@ type Config struct {
 	RebalanceTimeout  time.Duration
 	CommitInterval    time.Duration // longest wait before a handled offset is committed
 	LockTimeout       time.Duration // longest wait for an org's advisory lock
+	ProgressInterval  time.Duration // how often a long run logs its progress
 }
 
 // Defaults that work on a laptop.
@@ -73,6 +74,7 @@ const (
 	DefaultRebalanceTimeout  = 30 * time.Second
 	DefaultCommitInterval    = 250 * time.Millisecond
 	DefaultLockTimeout       = 30 * time.Second
+	DefaultProgressInterval  = 5 * time.Second
 
 	// TopicSuffix is the topic name without prefix (SPEC 9).
 	TopicSuffix = "waffle-flag-override-lifecycle"

@@ -54,6 +54,7 @@ func TestDefaults(t *testing.T) {
 		RebalanceTimeout:  30 * time.Second,
 		CommitInterval:    250 * time.Millisecond,
 		LockTimeout:       30 * time.Second,
+		ProgressInterval:  5 * time.Second,
 	}, cfg)
 	require.NoError(t, cfg.Validate(), "laptop defaults must validate")
 }
@@ -188,7 +189,7 @@ func TestRegisterHelpNamesEnv(t *testing.T) {
 		n++
 		require.Contains(t, f.Usage, "[env "+config.EnvVar(f.Name)+"]", f.Name)
 	})
-	require.Equal(t, 31, n, "one flag per Config field")
+	require.Equal(t, 32, n, "one flag per Config field")
 	require.Equal(t, "AUTHZ_CONSUMER_SCHEMA_REGISTRY_PASSWORD", config.EnvVar("schema-registry-password"))
 }
 

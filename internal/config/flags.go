@@ -48,7 +48,8 @@ const (
 	// Service is what only `run` (and dev) use: --auto-migrate, --http-addr,
 	// retries, the sweep, and the consumer group timings.
 	Service
-	// Lock is --lock-timeout, for every command that runs migrations.
+	// Lock is --lock-timeout and --progress-interval, for every command
+	// that runs migrations.
 	Lock
 
 	// All is every setting, as `run` takes them.
@@ -149,6 +150,8 @@ func RegisterParts(fs *pflag.FlagSet, cfg *Config, parts Part) {
 	if parts&Lock != 0 {
 		r.duration(&cfg.LockTimeout, "lock-timeout", DefaultLockTimeout,
 			"longest wait for an org's advisory lock (another run of the org holds it); an event is then retried, a manual run recorded as skipped")
+		r.duration(&cfg.ProgressInterval, "progress-interval", DefaultProgressInterval,
+			"how often a long run logs its progress (rows done of the total); it logs a last line when it ends")
 	}
 }
 

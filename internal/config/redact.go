@@ -62,6 +62,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("rebalance_timeout", r.RebalanceTimeout),
 		slog.Duration("commit_interval", r.CommitInterval),
 		slog.Duration("lock_timeout", r.LockTimeout),
+		slog.Duration("progress_interval", r.ProgressInterval),
 	)
 }
 

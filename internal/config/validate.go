@@ -89,6 +89,7 @@ func (c Config) Validate() error {
 	}{
 		{"min-backoff", c.MinBackoff}, {"session-timeout", c.SessionTimeout}, {"heartbeat-interval", c.HeartbeatInterval},
 		{"rebalance-timeout", c.RebalanceTimeout}, {"commit-interval", c.CommitInterval}, {"lock-timeout", c.LockTimeout},
+		{"progress-interval", c.ProgressInterval},
 	} {
 		if d.v <= 0 {
 			errs = append(errs, fmt.Errorf("%s: %s must be positive", setting(d.flag), d.v))

@@ -31,6 +31,9 @@ type Options struct {
 	// keeps every entry, which makes a 100k-row run's metadata megabytes.
 	MaxReportedEntries int
 	Now                func() time.Time
+	// ProgressInterval is how often a long run logs its progress (rows
+	// read of the total); default 5s.
+	ProgressInterval time.Duration
 	// LockWaited, when set, is told how long each lock wait took (metrics).
 	LockWaited func(time.Duration)
 	// Fault, when set, is called at named points of a run; an error it
@@ -59,6 +62,9 @@ func New(db *store.DB, opts Options) *Engine {
 	}
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = 1000
+	}
+	if opts.ProgressInterval <= 0 {
+		opts.ProgressInterval = 5 * time.Second
 	}
 	if opts.MaxReportedEntries <= 0 {
 		opts.MaxReportedEntries = 5000
@@ -301,12 +307,14 @@ func (e *Engine) runIn(ctx context.Context, t *tx, req Request) (*Run, error) {
 		return nil, err
 	}
 	rep := newReport(e.opts.MaxReportedEntries)
+	rep.progress = e.newProgress(run, req)
 	if req.Direction == Forward {
 		err = e.forward(ctx, t, req, rep)
 	} else {
 		err = e.rollback(ctx, t, req, rep)
 	}
 	if err != nil {
+		rep.progress.finish(StatusFailed)
 		return nil, fmt.Errorf("%s %s %s: %w", req.Direction, req.ScopeType, req.scopeKey(), err)
 	}
 	if rep.successCount > 0 {
@@ -327,6 +335,7 @@ func (e *Engine) runIn(ctx context.Context, t *tx, req Request) (*Run, error) {
 	if err := e.finishRun(ctx, t, run); err != nil {
 		return nil, err
 	}
+	rep.progress.finish(run.Status)
 	return run, nil
 }
 
