@@ -377,3 +377,22 @@ func TestLongRunLogsProgress(t *testing.T) {
 	require.Zero(t, r.code, r.stderr)
 	require.NotContains(t, r.stderr, "run progress", "a short run (default 5s interval) logs no progress")
 }
+
+// make dev says what it does while it downloads and builds, then runs
+// the demo from the binary it built.
+func TestMakeDevSaysWhatItDoes(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	cmd := exec.Command("bash", filepath.Join("..", "..", "scripts", "dev.sh"), "--help")
+	cmd.Env = cleanEnv()
+	cmd.Stdout, cmd.Stderr = &out, &out
+	require.NoError(t, cmd.Run(), out.String())
+	for _, want := range []string{
+		"make dev: 1/3 Go modules: downloading what go.mod needs",
+		"make dev: 2/3 compiling bin/consumer: up to ",
+		"make dev: 3/3 running bin/consumer dev --help",
+		"Usage:\n  consumer dev",
+	} {
+		require.Contains(t, out.String(), want)
+	}
+}
