@@ -60,6 +60,24 @@ func Open(ctx context.Context, rawURL string) (*DB, error) { return open(ctx, ra
 // is an error instead of a new empty database.
 func OpenExisting(ctx context.Context, rawURL string) (*DB, error) { return open(ctx, rawURL, true) }
 
+// SQLitePath is the file a sqlite:// URL names, as SQLAlchemy (and so Open
+// edX operators) write them: sqlite:///relative.db is relative to the
+// working directory, sqlite:////absolute/path.db absolute.
+func SQLitePath(rawURL string) (string, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || (u.Scheme != "sqlite" && u.Scheme != "sqlite3") {
+		return "", fmt.Errorf("%q is not a sqlite:// URL", MaskURL(rawURL))
+	}
+	return sqlitePath(u), nil
+}
+
+func sqlitePath(u *url.URL) string {
+	if u.Host != "" { // sqlite://relative.db
+		return u.Host + u.Path
+	}
+	return strings.TrimPrefix(u.Path, "/")
+}
+
 // sqliteFile checks that the file of a SQLite URL can be opened and says
 // why not in the operator's terms (SQLite itself reports a missing
 // directory as "out of memory (14)").
@@ -99,12 +117,7 @@ func open(ctx context.Context, rawURL string, existing bool) (*DB, error) {
 	var dial gorm.Dialector
 	switch u.Scheme {
 	case "sqlite", "sqlite3":
-		// As SQLAlchemy (and so Open edX operators) write them:
-		// sqlite:///relative.db, sqlite:////absolute/path.db.
-		path := strings.TrimPrefix(u.Path, "/")
-		if u.Host != "" { // sqlite://relative.db
-			path = u.Host + u.Path
-		}
+		path := sqlitePath(u)
 		if path == "" {
 			return nil, fmt.Errorf("database URL %s: no file path", db.URL)
 		}
