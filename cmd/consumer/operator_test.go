@@ -210,7 +210,38 @@ func TestManualRunWaitingOnAHeldLock(t *testing.T) {
 		require.Regexp(t, `msg="waiting for the org's advisory lock: another run of the org holds it" org=demox held_by="database (connection \d+|backend pid \d+) \(authz`, r.stderr)
 		require.Regexp(t, `run 1 +forward +org +DemoX +skipped`, r.stdout)
 		require.Contains(t, r.stderr, "1 of 1 runs skipped: another run of the org held its lock longer than --lock-timeout (1s)")
+
+		// reconcile too: the org is on now, its legacy roles drift.
+		_, err = demo.Save(ctx, db, demo.Override{Flag: demo.Flag, ScopeType: "org", ScopeKey: demo.OrgDemo, Enabled: true, Choice: "on"})
+		require.NoError(t, err)
+		r = runBinary(t, nil, "reconcile", "--org-id", "DemoX", "--lock-timeout", "1s", "--log-format", "text", "--database-url", url)
+		require.Equal(t, 1, r.code, r.stdout+r.stderr)
+		require.Contains(t, r.stderr, "waiting for the org's advisory lock")
+		require.Contains(t, r.stderr, "runs skipped: another run of the org held its lock longer than --lock-timeout (1s)")
 	})
+}
+
+// make clean removes what make build and make dev leave: bin/, dev-data/
+// and the default SQLite database.
+func TestMakeCleanRemovesDevData(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	mk, err := os.ReadFile(filepath.Join("..", "..", "Makefile"))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "Makefile"), mk, 0o644))
+	for _, p := range []string{"bin/consumer", "dev-data/dev.db", "authz-consumer.db", "authz-consumer.db-wal", "go.mod"} {
+		require.NoError(t, os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, p), nil, 0o644))
+	}
+	out, err := exec.Command("make", "-C", dir, "clean").CombinedOutput()
+	require.NoError(t, err, string(out))
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	var left []string
+	for _, e := range entries {
+		left = append(left, e.Name())
+	}
+	require.ElementsMatch(t, []string{"Makefile", "go.mod"}, left)
 }
 
 // Read-only commands never create a database; a file SQLite cannot open

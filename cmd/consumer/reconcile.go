@@ -51,11 +51,14 @@ Exit code 1 when a run failed (or, dry, would fail).`,
 				return nil
 			}
 			runs, err := eng.Reconcile(cmd.Context(), drifting, dryRun)
-			failed := 0
+			failed, skipped := 0, 0
 			for _, run := range runs {
 				printRun(out, run)
-				if run.Status == migrator.StatusFailed {
+				switch run.Status {
+				case migrator.StatusFailed:
 					failed++
+				case migrator.StatusSkipped:
+					skipped++
 				}
 			}
 			if err != nil {
@@ -75,6 +78,9 @@ Exit code 1 when a run failed (or, dry, would fail).`,
 					return fmt.Errorf("%d of %d runs would fail", failed, len(runs))
 				}
 				return fmt.Errorf("%d of %d runs failed (see `consumer runs show ID`)", failed, len(runs))
+			}
+			if skipped > 0 && !dryRun {
+				return fmt.Errorf("%d of %d runs skipped: another run of the org held its lock longer than --lock-timeout (%s); run reconcile again once it is done", skipped, len(runs), f.cfg.LockTimeout)
 			}
 			return nil
 		},
