@@ -427,3 +427,32 @@ func TestMakeDevSaysWhatItDoes(t *testing.T) {
 		require.Contains(t, out.String(), want)
 	}
 }
+
+// On SQLite the one writer lock is the lock: a run waiting for it says so.
+func TestManualRunWaitingOnSQLitesWriter(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := seededSQLite(t)
+	db, err := store.Open(ctx, url)
+	require.NoError(t, err)
+	defer db.Close()
+	holder, err := db.SQL.BeginTx(ctx, nil) // BEGIN IMMEDIATE: holds the write lock
+	require.NoError(t, err)
+	defer holder.Rollback() //nolint:errcheck
+
+	var stderr syncBuffer
+	cmd := exec.Command(consumerBinary(t), "migrate", "--org-id", "DemoX", "--force", "--log-format", "text", "--database-url", url)
+	cmd.Env = cleanEnv()
+	cmd.Stderr = &stderr
+	require.NoError(t, cmd.Start())
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(stderr.String(), "waiting for SQLite's write lock") {
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			t.Fatalf("no waiting line; stderr:\n%s", stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	require.NoError(t, holder.Rollback())
+	require.NoError(t, cmd.Wait(), stderr.String())
+}

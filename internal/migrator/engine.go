@@ -147,7 +147,18 @@ func (e *Engine) locked(ctx context.Context, orgs []string, fn func(*tx) error) 
 	if e.opts.LockWaited != nil && len(orgs) > 0 && e.db.Dialect != store.SQLite {
 		e.opts.LockWaited(time.Since(start))
 	}
+	var waiting *time.Timer
+	if e.db.Dialect == store.SQLite && len(orgs) > 0 {
+		// SQLite has one writer: BEGIN IMMEDIATE waits (busy_timeout) for
+		// another writer, a run or the consumer, without a word.
+		waiting = time.AfterFunc(time.Second, func() {
+			e.log.Info("waiting for SQLite's write lock: another writer (a run, or a consumer on this file) holds it", "orgs", strings.Join(orgs, ","))
+		})
+	}
 	sqlTx, err := conn.BeginTx(ctx, nil)
+	if waiting != nil {
+		waiting.Stop()
+	}
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
