@@ -19,7 +19,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"authz-flag-consumer/internal/demo"
 	"authz-flag-consumer/internal/lock"
@@ -455,4 +457,36 @@ func TestManualRunWaitingOnSQLitesWriter(t *testing.T) {
 	}
 	require.NoError(t, holder.Rollback())
 	require.NoError(t, cmd.Wait(), stderr.String())
+}
+
+// A publish whose event the broker refuses after the row was saved says
+// the row is saved and how to publish its event.
+func TestPublishRefusedAfterSaveSaysTheRowIsSaved(t *testing.T) {
+	t.Parallel()
+	url := seededSQLite(t)
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "waffle-flag-override-lifecycle"))
+	require.NoError(t, err)
+	t.Cleanup(cluster.Close)
+	cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		cluster.KeepControl()
+		pr := req.(*kmsg.ProduceRequest)
+		resp := pr.ResponseKind().(*kmsg.ProduceResponse)
+		for _, rt := range pr.Topics {
+			st := kmsg.NewProduceResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewProduceResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	r := runBinary(t, nil, "publish", "--json", "--scope-type", "org", "--scope-key", "DemoX", "--choice", "on",
+		"--database-url", url, "--brokers", cluster.ListenAddrs()[0])
+	require.Equal(t, 1, r.code, r.stdout+r.stderr)
+	require.Contains(t, r.stdout, "saved org override row 1 of DemoX")
+	require.Contains(t, r.stderr, "override row 1 is saved without an event: publish it with --record-id 1")
 }
