@@ -59,6 +59,34 @@ func runBinary(t *testing.T, env []string, args ...string) result {
 	return r
 }
 
+// broker starts an in-process Kafka broker with topics of the given
+// partition count and returns it and its address.
+func broker(t *testing.T, partitions int32, topics ...string) (*kfake.Cluster, string) {
+	t.Helper()
+	opts := []kfake.Opt{kfake.NumBrokers(1)}
+	if len(topics) > 0 {
+		opts = append(opts, kfake.SeedTopics(partitions, topics...))
+	}
+	cluster, err := kfake.NewCluster(opts...)
+	require.NoError(t, err)
+	t.Cleanup(cluster.Close)
+	return cluster, cluster.ListenAddrs()[0]
+}
+
+// waitForOutput waits until out holds want, or fails the test with out
+// after 30s (killing cmd).
+func waitForOutput(t *testing.T, out *syncBuffer, want string, cmd *exec.Cmd) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(out.String(), want) {
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			t.Fatalf("no %q within 30s; output:\n%s", want, out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // seededSQLite returns the URL of an SQLite database with the Open edX
 // tables and the demo data.
 func seededSQLite(t *testing.T) string {
@@ -108,12 +136,10 @@ func TestPublishChoiceMustBeOnOrOff(t *testing.T) {
 func TestPublishRegistryDownSavesNothing(t *testing.T) {
 	t.Parallel()
 	url := seededSQLite(t)
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "waffle-flag-override-lifecycle"))
-	require.NoError(t, err)
-	t.Cleanup(cluster.Close)
+	_, addr := broker(t, 3, "waffle-flag-override-lifecycle")
 
 	r := runBinary(t, nil, "publish", "--scope-type", "org", "--scope-key", "DemoX", "--choice", "on",
-		"--database-url", url, "--brokers", cluster.ListenAddrs()[0], "--schema-registry-url", "http://127.0.0.1:1")
+		"--database-url", url, "--brokers", addr, "--schema-registry-url", "http://127.0.0.1:1")
 	require.Equal(t, 1, r.code, r.stderr)
 	require.Contains(t, r.stderr, "(nothing saved)")
 	db, err := store.Open(context.Background(), url)
@@ -288,16 +314,14 @@ func TestRunLogsKeysAndServesBuildInfo(t *testing.T) {
 	defer cancel()
 	url := seededSQLite(t)
 	const topic = "ops-waffle-flag-override-lifecycle"
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic, topic+".parked"))
-	require.NoError(t, err)
-	t.Cleanup(cluster.Close)
+	_, addr := broker(t, 1, topic, topic+".parked")
 	regAddr, err := registry.NewServer().Serve(ctx, "127.0.0.1:0")
 	require.NoError(t, err)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	httpAddr := l.Addr().String()
 	l.Close()
-	common := []string{"--database-url", url, "--brokers", cluster.ListenAddrs()[0], "--topic", topic, "--schema-registry-url", "http://" + regAddr}
+	common := []string{"--database-url", url, "--brokers", addr, "--topic", topic, "--schema-registry-url", "http://" + regAddr}
 
 	var stderr syncBuffer
 	cmd := exec.Command(consumerBinary(t), append([]string{"run", "--auto-migrate", "--http-addr", httpAddr, "--log-format", "text"}, common...)...)
@@ -312,13 +336,7 @@ func TestRunLogsKeysAndServesBuildInfo(t *testing.T) {
 	// log names the key, registry-framed on the wire, as text.
 	r = runBinary(t, nil, append([]string{"publish", "--scope-type", "org", "--scope-key", "DemoX", "--choice", "on", "--record-id", "999"}, common...)...)
 	require.Zero(t, r.code, r.stderr)
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(stderr.String(), "key=DemoX") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no log line with key=DemoX; log:\n%s", stderr.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitForOutput(t, &stderr, "key=DemoX", cmd)
 	require.Regexp(t, `msg="override row not visible yet, retrying" .*key=DemoX`, stderr.String())
 	require.NotContains(t, stderr.String(), `key="\x00`)
 
@@ -377,10 +395,8 @@ func TestSchemaCommandsTwice(t *testing.T) {
 
 func TestTopicsCreate(t *testing.T) {
 	t.Parallel()
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
-	require.NoError(t, err)
-	t.Cleanup(cluster.Close)
-	args := []string{"topics", "create", "--topic-prefix", "prod", "--partitions", "6", "--brokers", cluster.ListenAddrs()[0]}
+	_, addr := broker(t, 0)
+	args := []string{"topics", "create", "--topic-prefix", "prod", "--partitions", "6", "--brokers", addr}
 	r := runBinary(t, nil, args...)
 	require.Zero(t, r.code, r.stderr)
 	require.Equal(t, "created topic prod-waffle-flag-override-lifecycle: 6 partitions, retention 168h0m0s\n"+
@@ -447,14 +463,7 @@ func TestManualRunWaitingOnSQLitesWriter(t *testing.T) {
 	cmd.Env = cleanEnv()
 	cmd.Stderr = &stderr
 	require.NoError(t, cmd.Start())
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(stderr.String(), "waiting for SQLite's write lock") {
-		if time.Now().After(deadline) {
-			_ = cmd.Process.Kill()
-			t.Fatalf("no waiting line; stderr:\n%s", stderr.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitForOutput(t, &stderr, "waiting for SQLite's write lock", cmd)
 	require.NoError(t, holder.Rollback())
 	require.NoError(t, cmd.Wait(), stderr.String())
 }
@@ -464,9 +473,7 @@ func TestManualRunWaitingOnSQLitesWriter(t *testing.T) {
 func TestPublishRefusedAfterSaveSaysTheRowIsSaved(t *testing.T) {
 	t.Parallel()
 	url := seededSQLite(t)
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "waffle-flag-override-lifecycle"))
-	require.NoError(t, err)
-	t.Cleanup(cluster.Close)
+	cluster, addr := broker(t, 3, "waffle-flag-override-lifecycle")
 	cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		cluster.KeepControl()
 		pr := req.(*kmsg.ProduceRequest)
@@ -485,7 +492,7 @@ func TestPublishRefusedAfterSaveSaysTheRowIsSaved(t *testing.T) {
 		return resp, nil, true
 	})
 	r := runBinary(t, nil, "publish", "--json", "--scope-type", "org", "--scope-key", "DemoX", "--choice", "on",
-		"--database-url", url, "--brokers", cluster.ListenAddrs()[0])
+		"--database-url", url, "--brokers", addr)
 	require.Equal(t, 1, r.code, r.stdout+r.stderr)
 	require.Contains(t, r.stdout, "saved org override row 1 of DemoX")
 	require.Contains(t, r.stderr, "override row 1 is saved without an event: publish it with --record-id 1")
