@@ -11,8 +11,8 @@ help: ## list the targets
 build: ## build the binary into bin/consumer
 	$(GO) build -trimpath -o $(BIN) ./cmd/consumer
 
-dev: ## one-command demo: SQLite, in-process Kafka broker and registry, demo data, flag toggles as events
-	$(GO) run ./cmd/consumer dev
+dev: ## one-command demo: builds bin/consumer (saying what it downloads and compiles), runs `consumer dev $(ARGS)`
+	@GO=$(GO) bash scripts/dev.sh $(ARGS)
 
 test: ## every test tier; installs and starts MariaDB, PostgreSQL, Kafka, the Python venv, helm
 	bash scripts/test.sh

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -16,10 +17,21 @@ import (
 
 // dbFlags are the settings of the commands that only need the database
 // (schema, migrate, rollback, runs).
-type dbFlags struct{ cfg config.Config }
+type dbFlags struct {
+	cfg config.Config
+	// readOnly commands never create a database: a missing SQLite file is
+	// an error (runs, schema check, verify, parked list).
+	readOnly bool
+}
 
 func (f *dbFlags) register(cmd *cobra.Command) {
 	config.RegisterDatabase(cmd.Flags(), &f.cfg)
+}
+
+// registerRuns is register for the commands that make runs: they also take
+// --lock-timeout.
+func (f *dbFlags) registerRuns(cmd *cobra.Command) {
+	config.RegisterParts(cmd.Flags(), &f.cfg, config.Database|config.Lock)
 }
 
 // open fills the settings from the environment, validates them and opens
@@ -31,6 +43,9 @@ func (f *dbFlags) open(cmd *cobra.Command) (*store.DB, error) {
 	f.cfg.Finish()
 	if err := f.cfg.ValidateDatabaseOnly(); err != nil {
 		return nil, err
+	}
+	if f.readOnly {
+		return store.OpenExisting(cmd.Context(), f.cfg.DatabaseURL)
 	}
 	return store.Open(cmd.Context(), f.cfg.DatabaseURL)
 }
@@ -47,7 +62,7 @@ func (f *dbFlags) openEngine(cmd *cobra.Command) (*store.DB, *migrator.Engine, e
 		db.Close()
 		return nil, nil, err
 	}
-	return db, migrator.New(db, migrator.Options{Logger: f.cfg.Logger(os.Stderr)}), nil
+	return db, migrator.New(db, migrator.Options{Logger: f.cfg.Logger(os.Stderr), LockTimeout: f.cfg.LockTimeout, WatchedFlag: f.cfg.WatchedFlag, ProgressInterval: f.cfg.ProgressInterval}), nil
 }
 
 // checkOpenEdX fails when an Open edX table is missing or differs in a way
@@ -75,4 +90,25 @@ func checkOpenEdX(ctx context.Context, db *store.DB, log *slog.Logger) error {
 		return fmt.Errorf("database %s does not have the Open edX tables as expected: %s (see `consumer schema check`)", db.URL, bad[0])
 	}
 	return fmt.Errorf("database %s does not have the Open edX tables as expected: %s, and %d more differences (see `consumer schema check`)", db.URL, bad[0], len(bad)-1)
+}
+
+// checkGrants fails when the database account lacks a privilege the
+// service needs to run (it would otherwise fail at the first run, in the
+// middle of an event). When the privileges cannot be read fully (granted
+// through roles), what is known to be missing is only warned about.
+func checkGrants(ctx context.Context, db *store.DB, log *slog.Logger) error {
+	missing, inconclusive, err := db.MissingGrants(ctx)
+	if err != nil {
+		return err
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("the database account of %s lacks privileges the service needs: %s (docs/operations.md, \"Database account\", lists the GRANTs)",
+		db.URL, strings.Join(missing, "; "))
+	if inconclusive {
+		log.Warn(msg+"; privileges granted through roles are not visible here, so this may be wrong", "missing", missing)
+		return nil
+	}
+	return errors.New(msg)
 }

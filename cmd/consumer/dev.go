@@ -138,6 +138,10 @@ func runDev(ctx context.Context, out io.Writer, o devOptions) error {
 		LogFormat:       "json",
 		RetryMaxBackoff: 2 * time.Second,
 		NotVisibleLimit: 10 * time.Second,
+
+		SessionTimeout: 6 * time.Second, HeartbeatInterval: 500 * time.Millisecond, RebalanceTimeout: 5 * time.Second,
+		CommitInterval: 100 * time.Millisecond, MinBackoff: 50 * time.Millisecond, LockTimeout: 10 * time.Second,
+		ProgressInterval: config.DefaultProgressInterval,
 	}
 	cfg.Finish()
 	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -183,11 +187,7 @@ func runDev(ctx context.Context, out io.Writer, o devOptions) error {
 	}
 
 	settled := make(chan consumer.Settled, 1024)
-	tune := tuning{
-		sessionTimeout: 6 * time.Second, heartbeatInterval: 500 * time.Millisecond, rebalanceTimeout: 5 * time.Second,
-		commitInterval: 100 * time.Millisecond, minBackoff: 50 * time.Millisecond, lockTimeout: 10 * time.Second,
-	}
-	svc, err := startService(ctx, cfg, tune, log, func(s consumer.Settled) { settled <- s })
+	svc, err := startService(ctx, cfg, log, func(s consumer.Settled) { settled <- s })
 	if err != nil {
 		return err
 	}

@@ -23,7 +23,7 @@ var summary = regexp.MustCompile(`(?m)^(?:plan|run \d+) +(\w+) +(\w+) +(\S+) +(\
 func TestManualDryRun(t *testing.T) {
 	eachDialect(t, func(t *testing.T, url string, db *store.DB) {
 		for _, args := range [][]string{
-			{"migrate", "--org-id", "DemoX", "--delete"},
+			{"migrate", "--org-id", "DemoX", "--delete", "--force"},
 			{"rollback", "--course-id-list", "course-v1:DemoX+Intro+2024", "course-v1:DemoX+Adv+2024", "--delete"},
 		} {
 			args = append(args, "--database-url", url)

@@ -12,6 +12,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"authz-flag-consumer/internal/config"
 )
 
 func main() {
@@ -31,6 +33,11 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       versionString(),
+		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
+			for _, w := range config.UnknownEnv(os.Environ()) {
+				fmt.Fprintln(cmd.ErrOrStderr(), w)
+			}
+		},
 	}
 	root.SetVersionTemplate("consumer {{.Version}}\n")
 	root.AddCommand(
@@ -45,6 +52,7 @@ func newRootCmd() *cobra.Command {
 		newPublishCmd(),
 		newReplayCmd(),
 		newParkedCmd(),
+		newTopicsCmd(),
 		newDevRegistryCmd(),
 	)
 	return root

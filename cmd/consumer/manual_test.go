@@ -54,7 +54,7 @@ func TestManualMigrateAndRollback(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, demo.Diff(before, after), "bad input writes nothing")
 
-	out, err := consumerCmd(t, "migrate", "--org-id", "DemoX", "--delete", "--database-url", url)
+	out, err := consumerCmd(t, "migrate", "--org-id", "DemoX", "--delete", "--force", "--database-url", url)
 	require.NoError(t, err)
 	require.Regexp(t, `run 1 +forward +org +DemoX +partial_success +moved \d+ of \d+; errors: unknown_role \d`, out)
 	out, err = consumerCmd(t, "rollback", "--course-id-list", "course-v1:DemoX+Intro+2024", "course-v1:DemoX+Adv+2024", "--delete", "--database-url", url)
@@ -63,7 +63,8 @@ func TestManualMigrateAndRollback(t *testing.T) {
 	require.Regexp(t, `run 3 +rollback course +course-v1:DemoX\+Adv\+2024 +completed`, out)
 	out, err = consumerCmd(t, "runs", "list", "--database-url", url)
 	require.NoError(t, err)
-	require.Regexp(t, `(?s)run 3 .*run 2 .*run 1 `, out)
+	require.Regexp(t, `^ID +SCOPE +TYPE +STATUS +MOVED +ERRORS +TRIGGER +STARTED \(UTC\) +DURATION\n`, out)
+	require.Regexp(t, `(?s)\n3 +course course-v1:DemoX\+Adv\+2024 +rollback +completed +\d+ of \d+ +0 +manual +\d{4}-\d\d-\d\d \d\d:\d\d:\d\d +\S+\n2 .*\n1 +org DemoX +forward +partial_success`, out)
 	out, err = consumerCmd(t, "runs", "show", "1", "--database-url", url)
 	require.NoError(t, err)
 	require.Contains(t, out, `"trigger": "manual"`)

@@ -1,16 +1,18 @@
 package main
 
 import (
-	"authz-flag-consumer/internal/authz"
-
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"authz-flag-consumer/internal/authz"
+	"authz-flag-consumer/internal/config"
 	"authz-flag-consumer/internal/migrator"
 )
 
@@ -34,9 +36,10 @@ func manualRunCmd(dir migrator.Direction, use, short string) *cobra.Command {
 		org     string
 		del     bool
 		dryRun  bool
+		force   bool
 	)
 	cmd := &cobra.Command{
-		Use:   use + " (--course-id-list KEY [KEY...] | --org-id ORG) [--delete] [--dry-run]",
+		Use:   use + " (--course-id-list KEY [KEY...] | --org-id ORG) [--delete] [--dry-run] [--force]",
 		Short: short,
 		Long: short + `.
 
@@ -44,7 +47,12 @@ Each course key, or the org, is one run under the org's advisory lock, recorded 
 openedx_authz_authzcourseauthoringmigrationrun with trigger "manual". Without --delete
 the source rows stay (a copy); with it they are removed once moved.
 --dry-run prints the plan instead (the rows each run would move, its errors by reason)
-and writes nothing. Exit code 1 when a run failed (or, dry, would fail).`,
+and writes nothing. Exit code 1 when a run failed (or, dry, would fail), or was skipped
+because another run of the org held its lock longer than --lock-timeout.
+
+A run against the scope's effective flag state (a forward run where the flag is off, a
+rollback where it is on) is refused without --force: the next reconcile of the scope (an
+event for it, the sweep, ` + "`consumer reconcile`" + `) would move the roles back.`,
 		Example: "  consumer " + use + " --org-id OrgX --delete\n  consumer " + use + " --course-id-list course-v1:OrgX+C1+2024 course-v1:OrgX+C2+2024",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			courses = append(courses, args...) // --course-id-list K1 K2: the rest arrive as args
@@ -63,29 +71,34 @@ and writes nothing. Exit code 1 when a run failed (or, dry, would fail).`,
 				return err
 			}
 			defer db.Close()
+			if !dryRun {
+				if err := checkGrants(cmd.Context(), db, f.cfg.Logger(os.Stderr)); err != nil {
+					return err
+				}
+			}
 			// Runs record the scopes' applied states in the service's own
 			// tables: create or upgrade them (never Django's), as `run` does.
 			if err := db.Migrate(cmd.Context()); err != nil {
 				return fmt.Errorf("own tables: %w", err)
 			}
-			if org != "" {
-				known, err := eng.OrgKnown(cmd.Context(), org)
-				if err != nil {
-					return err
-				}
-				if !known {
-					return fmt.Errorf("org %q is unknown here: no legacy course access roles and no openedx-authz assignments name it", org)
-				}
+			if err := checkKnown(cmd.Context(), eng, courses, org); err != nil {
+				return err
 			}
-			failed := 0
+			if err := checkAgainstFlag(cmd.Context(), cmd.ErrOrStderr(), eng, reqs, force || dryRun); err != nil {
+				return err
+			}
+			failed, skipped := 0, 0
 			for _, req := range reqs {
 				run, err := eng.Run(cmd.Context(), req)
 				if err != nil {
 					return err
 				}
 				printRun(cmd.OutOrStdout(), run)
-				if run.Status == migrator.StatusFailed {
+				switch run.Status {
+				case migrator.StatusFailed:
 					failed++
+				case migrator.StatusSkipped:
+					skipped++
 				}
 			}
 			if dryRun {
@@ -97,15 +110,77 @@ and writes nothing. Exit code 1 when a run failed (or, dry, would fail).`,
 			if failed > 0 {
 				return fmt.Errorf("%d of %d runs failed (see `consumer runs show ID`)", failed, len(reqs))
 			}
+			if skipped > 0 {
+				return fmt.Errorf("%d of %d runs skipped: another run of the org held its lock longer than --lock-timeout (%s); run again once it is done (`consumer runs list`)", skipped, len(reqs), f.cfg.LockTimeout)
+			}
 			return nil
 		},
 	}
-	f.register(cmd)
+	config.RegisterParts(cmd.Flags(), &f.cfg, config.Database|config.Lock|config.Watch)
 	cmd.Flags().StringSliceVar(&courses, "course-id-list", nil, "course keys (course-v1:ORG+COURSE+RUN), space or comma separated")
 	cmd.Flags().StringVar(&org, "org-id", "", "org short name: its org-wide roles and every course of it")
 	cmd.Flags().BoolVar(&del, "delete", false, "delete the source rows once moved")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the plan (rows that would move, errors by reason) and write nothing")
+	cmd.Flags().BoolVar(&force, "force", false, "run even where the scope's effective flag state says the other direction (the next reconcile of the scope moves the roles back)")
 	return cmd
+}
+
+// checkKnown refuses a scope nothing in the database names: its run would
+// record a completed run of 0 of 0 and hide a typo.
+func checkKnown(ctx context.Context, eng *migrator.Engine, courses []string, org string) error {
+	if org != "" {
+		known, err := eng.OrgKnown(ctx, org)
+		if err != nil {
+			return err
+		}
+		if !known {
+			return fmt.Errorf("org %q is unknown here: no legacy course access roles and no openedx-authz assignments name it", org)
+		}
+		return nil
+	}
+	for _, k := range courses {
+		known, err := eng.CourseKnown(ctx, k)
+		if err != nil {
+			return err
+		}
+		if !known {
+			return fmt.Errorf("course %q is unknown here: no legacy course access roles, openedx-authz assignments, course overview or flag override name it (nothing was run)", k)
+		}
+	}
+	return nil
+}
+
+// checkAgainstFlag compares each run's direction with its scope's
+// effective flag state. A run against it is refused unless force, in which
+// case it is only warned about on w.
+func checkAgainstFlag(ctx context.Context, w io.Writer, eng *migrator.Engine, reqs []migrator.Request, force bool) error {
+	var against []string
+	for _, req := range reqs {
+		key := req.Org
+		if req.ScopeType == migrator.CourseScope {
+			key = req.CourseKeys[0]
+		}
+		on, why, err := eng.EffectiveState(ctx, req.ScopeType, key)
+		if err != nil {
+			return err
+		}
+		if on == (req.Direction == migrator.Forward) {
+			continue
+		}
+		state := map[bool]string{true: "on", false: "off"}[on]
+		against = append(against, fmt.Sprintf("%s %s is %s (%s)", req.ScopeType, key, state, why))
+	}
+	if len(against) == 0 {
+		return nil
+	}
+	dir := reqs[0].Direction
+	msg := fmt.Sprintf("a %s run goes against the effective flag state: %s; the next reconcile of the scope (an event for it, the sweep, `consumer reconcile`) would move the roles back",
+		dir, strings.Join(against, ", "))
+	if !force {
+		return errors.New(msg + "; change the flag override instead, or give --force to run anyway (nothing was run)")
+	}
+	fmt.Fprintln(w, "warning: "+msg)
+	return nil
 }
 
 // manualRequests validates every key before anything runs.

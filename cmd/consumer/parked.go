@@ -32,11 +32,12 @@ from, once the cause is fixed (a schema registered, a producer repaired).`,
 
 func newParkedListCmd() *cobra.Command {
 	var (
-		db  dbFlags
-		all bool
+		db     dbFlags
+		all    bool
+		asJSON bool
 	)
 	cmd := &cobra.Command{
-		Use:   "list",
+		Use:   "list [--all] [--json]",
 		Short: "List parked events waiting for a re-drive (--all: also re-driven ones)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -50,6 +51,14 @@ func newParkedListCmd() *cobra.Command {
 				return err
 			}
 			out := cmd.OutOrStdout()
+			if asJSON {
+				list := make([]map[string]any, len(parked))
+				for i, p := range parked {
+					list[i] = map[string]any{"id": p.ID, "parked_at": p.ParkedAt, "topic": p.Topic, "partition": p.Partition,
+						"offset": p.Offset, "event_id": p.EventID, "reason": p.Reason, "detail": p.Detail, "redriven_at": p.RedrivenAt}
+				}
+				return printJSON(out, list)
+			}
 			if len(parked) == 0 {
 				fmt.Fprintln(out, "no parked events")
 				return nil
@@ -67,8 +76,10 @@ func newParkedListCmd() *cobra.Command {
 			return tw.Flush()
 		},
 	}
+	db.readOnly = true
 	db.register(cmd)
 	cmd.Flags().BoolVar(&all, "all", false, "include events already re-driven")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the parked events as a JSON array")
 	return cmd
 }
 
@@ -145,7 +156,7 @@ func newParkedRedriveCmd() *cobra.Command {
 			return nil
 		},
 	}
-	config.Register(cmd.Flags(), &cfg)
+	config.RegisterParts(cmd.Flags(), &cfg, config.Database|config.Kafka)
 	cmd.Flags().BoolVar(&all, "all", false, "re-drive every parked event not re-driven yet")
 	return cmd
 }

@@ -41,7 +41,7 @@ func TestTwoProcessesOnOneOrgSerialize(t *testing.T) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					cmd := exec.Command(bin, "migrate", "--org-id", "ProcX", "--delete", "--database-url", u)
+					cmd := exec.Command(bin, "migrate", "--org-id", "ProcX", "--delete", "--force", "--database-url", u)
 					b, err := cmd.CombinedOutput()
 					outs[i] = string(b)
 					require.NoError(t, err, outs[i])

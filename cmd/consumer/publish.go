@@ -17,7 +17,7 @@ import (
 	"authz-flag-consumer/internal/store"
 )
 
-// publishArgs are the flags of `consumer publish` (the fields of SPEC 9).
+// publishArgs are the flags of `consumer publish` (the event's fields).
 type publishArgs struct {
 	scopeType  string
 	scopeKey   string
@@ -38,7 +38,7 @@ func newPublishCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "publish --scope-type course|org --scope-key KEY --choice on|off",
-		Short: "Save a flag override as Django would and publish its event (SPEC 9)",
+		Short: "Save a flag override as Django would and publish its event",
 		Long: `Emit a waffle-flag-override-changed event, as the Open edX producer plugin
 does when an override is saved: registry-framed Avro with the ce_* headers
 (or JSON with --json), keyed by the scope key and sent to the partition
@@ -60,12 +60,12 @@ Examples:
 			return publish(cmd.Context(), cmd.OutOrStdout(), cfg, a)
 		},
 	}
-	config.Register(cmd.Flags(), &cfg)
+	config.RegisterParts(cmd.Flags(), &cfg, config.Database|config.Kafka|config.Topic|config.Registry|config.Watch)
 	fs := cmd.Flags()
 	fs.StringVar(&a.scopeType, "scope-type", "", "course or org")
 	fs.StringVar(&a.scopeKey, "scope-key", "", "course key (course-v1:ORG+COURSE+RUN) or org short name")
 	fs.StringVar(&a.org, "org", "", "the scope's org (default: derived from the scope key)")
-	fs.StringVar(&a.choice, "choice", "", "override choice: on or off")
+	fs.StringVar(&a.choice, "choice", "", "override choice: on or off (lower case)")
 	fs.BoolVar(&a.disabled, "disabled", false, "save the override disabled (enabled=false): it defers to the next level, as removing it does")
 	fs.StringVar(&a.flag, "flag", "", "waffle flag (default: --watched-flag)")
 	fs.Int64Var(&a.recordID, "record-id", 0, "publish for this existing override row instead of saving a new one")
@@ -103,16 +103,24 @@ func publish(ctx context.Context, out io.Writer, cfg config.Config, a publishArg
 		}
 		o.ChangeDate = t.UTC()
 	}
+	// Django's choices are exactly "on" and "off"; the consumer treats any
+	// other value as no override, which is never what an operator means.
+	if o.Choice != "on" && o.Choice != "off" {
+		return fmt.Errorf("--choice %q: want on or off (lower case, as Django stores it; --disabled removes an override)", o.Choice)
+	}
 	if o.ID == 0 {
 		o.ID = 1 // validated before the row exists; replaced by the row's id
 	}
 	if err := o.Event().Validate(); err != nil {
 		return fmt.Errorf("the consumer would park this event: %w", err)
 	}
-	// The broker and topic first: a row saved with no event would wait for
-	// a save that never comes.
+	// The broker, the topic and the registry first: a row saved with no
+	// event waits for a sweep to notice it (or a save that never comes).
 	parts, err := topicPartitions(ctx, cfg)
 	if err != nil {
+		return fmt.Errorf("%w (nothing saved)", err)
+	}
+	if _, err := encodeEvent(ctx, cfg, o, a.json); err != nil {
 		return fmt.Errorf("%w (nothing saved)", err)
 	}
 	if a.recordID == 0 {
@@ -128,13 +136,13 @@ func publish(ctx context.Context, out io.Writer, cfg config.Config, a publishArg
 		fmt.Fprintf(out, "saved %s override row %d of %s (%s, enabled=%t) in %s\n", o.ScopeType, o.ID, o.ScopeKey, o.Choice, o.Enabled, store.MaskURL(cfg.DatabaseURL))
 	}
 	m, err := encodeEvent(ctx, cfg, o, a.json)
-	if err != nil {
-		return err
+	var p int
+	if err == nil {
+		p, err = sendEvent(ctx, cfg, m, parts)
 	}
-	p, err := sendEvent(ctx, cfg, m, parts)
 	if err != nil {
 		if a.recordID == 0 {
-			return fmt.Errorf("%w; override row %d is saved: publish its event again with --record-id %d", err, o.ID, o.ID)
+			return fmt.Errorf("%w; override row %d is saved without an event: publish it with --record-id %d", err, o.ID, o.ID)
 		}
 		return err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -35,6 +36,9 @@ Exit code 1 when a run failed (or, dry, would fail).`,
 			}
 			defer db.Close()
 			if !dryRun {
+				if err := checkGrants(cmd.Context(), db, f.cfg.Logger(os.Stderr)); err != nil {
+					return err
+				}
 				// Runs record the applied state in the service's own ledger table.
 				if err := db.Migrate(cmd.Context()); err != nil {
 					return err
@@ -47,11 +51,14 @@ Exit code 1 when a run failed (or, dry, would fail).`,
 				return nil
 			}
 			runs, err := eng.Reconcile(cmd.Context(), drifting, dryRun)
-			failed := 0
+			failed, skipped := 0, 0
 			for _, run := range runs {
 				printRun(out, run)
-				if run.Status == migrator.StatusFailed {
+				switch run.Status {
+				case migrator.StatusFailed:
 					failed++
+				case migrator.StatusSkipped:
+					skipped++
 				}
 			}
 			if err != nil {
@@ -72,10 +79,13 @@ Exit code 1 when a run failed (or, dry, would fail).`,
 				}
 				return fmt.Errorf("%d of %d runs failed (see `consumer runs show ID`)", failed, len(runs))
 			}
+			if skipped > 0 && !dryRun {
+				return fmt.Errorf("%d of %d runs skipped: another run of the org held its lock longer than --lock-timeout (%s); run reconcile again once it is done", skipped, len(runs), f.cfg.LockTimeout)
+			}
 			return nil
 		},
 	}
-	f.register(cmd)
+	f.registerRuns(cmd)
 	sel.register(cmd, true)
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the runs it would make and write nothing")
 	return cmd

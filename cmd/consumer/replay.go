@@ -86,7 +86,7 @@ first (scale the Deployment to 0), reset, then start them again.
 			return tw.Flush()
 		},
 	}
-	config.Register(cmd.Flags(), &cfg)
+	config.RegisterParts(cmd.Flags(), &cfg, config.Kafka|config.Topic|config.Group)
 	cmd.Flags().StringVar(&toTime, "to-time", "", "replay from the first message at or after this time (RFC 3339)")
 	cmd.Flags().Int64Var(&toOffset, "to-offset", 0, "replay from this offset on every partition (0: from the start)")
 	cmd.Flags().IntSliceVar(&partitions, "partition", nil, "only these partitions (default: all)")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,10 +28,7 @@ import (
 func init() { cobra.OnInitialize(shutdown.Handoff) }
 
 func newRunCmd() *cobra.Command {
-	var (
-		cfg  config.Config
-		tune tuning
-	)
+	var cfg config.Config
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Consume flag-override events and move course-team roles (the Deployment's command)",
@@ -48,7 +46,7 @@ SIGTERM drains: the event in hand finishes, offsets are committed, exit 0.`,
 			ctx := cmd.Context()
 			log := cfg.Logger(os.Stderr)
 			log.Info("starting", "config", cfg)
-			svc, err := startService(ctx, cfg, tune, log, nil)
+			svc, err := startService(ctx, cfg, log, nil)
 			if err != nil {
 				if ctx.Err() != nil {
 					// SIGTERM while connecting (a database that does not
@@ -63,32 +61,7 @@ SIGTERM drains: the event in hand finishes, offsets are committed, exit 0.`,
 		},
 	}
 	config.Register(cmd.Flags(), &cfg)
-	tune.register(cmd)
 	return cmd
-}
-
-// tuning holds settings that tests and `dev` shorten; they are hidden flags
-// of `run` with defaults that suit production.
-type tuning struct {
-	sessionTimeout    time.Duration
-	heartbeatInterval time.Duration
-	rebalanceTimeout  time.Duration
-	commitInterval    time.Duration
-	minBackoff        time.Duration
-	lockTimeout       time.Duration
-}
-
-func (t *tuning) register(cmd *cobra.Command) {
-	fs := cmd.Flags()
-	fs.DurationVar(&t.sessionTimeout, "session-timeout", 10*time.Second, "consumer group session timeout")
-	fs.DurationVar(&t.heartbeatInterval, "heartbeat-interval", 3*time.Second, "consumer group heartbeat interval")
-	fs.DurationVar(&t.rebalanceTimeout, "rebalance-timeout", 30*time.Second, "consumer group rebalance timeout")
-	fs.DurationVar(&t.commitInterval, "commit-interval", 250*time.Millisecond, "longest wait before a handled event's offset is committed")
-	fs.DurationVar(&t.minBackoff, "min-backoff", 100*time.Millisecond, "first wait before retrying a transient failure")
-	fs.DurationVar(&t.lockTimeout, "lock-timeout", 30*time.Second, "longest wait for an org's advisory lock")
-	for _, n := range []string{"session-timeout", "heartbeat-interval", "rebalance-timeout", "commit-interval", "min-backoff", "lock-timeout"} {
-		_ = fs.MarkHidden(n) // defined just above
-	}
 }
 
 // loadKafkaConfig completes cfg for a command that talks to Kafka: the
@@ -128,7 +101,7 @@ type service struct {
 // creating the service's own tables), and
 // builds the consumer and the ops server. onSettled, when set, sees every
 // settled event (dev uses it).
-func startService(ctx context.Context, cfg config.Config, tune tuning, log *slog.Logger, onSettled func(consumer.Settled)) (*service, error) {
+func startService(ctx context.Context, cfg config.Config, log *slog.Logger, onSettled func(consumer.Settled)) (*service, error) {
 	db, err := store.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return nil, err
@@ -140,18 +113,28 @@ func startService(ctx context.Context, cfg config.Config, tune tuning, log *slog
 		s.Close()
 		return nil, err
 	}
+	if err := checkGrants(ctx, db, log); err != nil {
+		s.Close()
+		return nil, err
+	}
 	if err := db.Migrate(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("own tables: %w", err)
 	}
 	reg := prometheus.NewRegistry()
 	s.metrics = ops.NewMetrics(reg)
+	v, rev, dirty := buildInfo()
+	if dirty {
+		rev += "-modified"
+	}
+	ops.RegisterBuildInfo(reg, v, rev, runtime.Version())
 	s.engine = migrator.New(db, migrator.Options{
-		Logger:      log,
-		WatchedFlag: cfg.WatchedFlag,
-		AutoMigrate: cfg.AutoMigrate,
-		LockTimeout: tune.lockTimeout,
-		LockWaited:  s.metrics.LockWait,
+		Logger:           log,
+		WatchedFlag:      cfg.WatchedFlag,
+		AutoMigrate:      cfg.AutoMigrate,
+		LockTimeout:      cfg.LockTimeout,
+		ProgressInterval: cfg.ProgressInterval,
+		LockWaited:       s.metrics.LockWait,
 	})
 	var src events.SchemaSource
 	if cfg.SchemaRegistryURL != "" {
@@ -200,14 +183,14 @@ func startService(ctx context.Context, cfg config.Config, tune tuning, log *slog
 		Engine:            s.engine,
 		Metrics:           s.metrics,
 		Logger:            log,
-		MinBackoff:        tune.minBackoff,
+		MinBackoff:        cfg.MinBackoff,
 		MaxBackoff:        cfg.RetryMaxBackoff,
 		NotVisibleLimit:   cfg.NotVisibleLimit,
 		LeaveToSweep:      cfg.AutoMigrate && cfg.SweepInterval > 0,
-		CommitInterval:    tune.commitInterval,
-		SessionTimeout:    tune.sessionTimeout,
-		RebalanceTimeout:  tune.rebalanceTimeout,
-		HeartbeatInterval: tune.heartbeatInterval,
+		CommitInterval:    cfg.CommitInterval,
+		SessionTimeout:    cfg.SessionTimeout,
+		RebalanceTimeout:  cfg.RebalanceTimeout,
+		HeartbeatInterval: cfg.HeartbeatInterval,
 		OnSettled:         settled,
 	})
 	if err != nil {

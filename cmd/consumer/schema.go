@@ -14,7 +14,7 @@ func newSchemaCmd() *cobra.Command {
 		Use:   "schema",
 		Short: "Create or check the database tables",
 	}
-	cmd.AddCommand(schemaSub("create",
+	cmd.AddCommand(schemaSub("create", false,
 		"Create the Open edX tables (embedded default, tests, standalone) and the service's own tables",
 		"The Open edX tables are made exactly as Open edX's Django migrations make them on this\n"+
 			"database (names, types, nullability, unique keys, indexes, foreign keys, and on MySQL the\n"+
@@ -28,17 +28,29 @@ func newSchemaCmd() *cobra.Command {
 				len(store.OpenEdXTables), store.SchemaVersion, db.URL)
 			return nil
 		}))
-	cmd.AddCommand(schemaSub("migrate",
+	cmd.AddCommand(schemaSub("migrate", false,
 		"Create or upgrade only the service's own authz_consumer_* tables",
 		"Safe on a production Open edX database: it never touches Django's tables.",
 		func(cmd *cobra.Command, db *store.DB) error {
+			before, err := db.OwnVersion(cmd.Context())
+			if err != nil {
+				return err
+			}
 			if err := db.Migrate(cmd.Context()); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "own tables at version %d in %s\n", store.SchemaVersion, db.URL)
+			out := cmd.OutOrStdout()
+			switch before {
+			case store.SchemaVersion:
+				fmt.Fprintf(out, "own tables already at version %d in %s; nothing to do\n", store.SchemaVersion, db.URL)
+			case 0:
+				fmt.Fprintf(out, "created the service's own tables (version %d) in %s\n", store.SchemaVersion, db.URL)
+			default:
+				fmt.Fprintf(out, "upgraded the service's own tables from version %d to %d in %s\n", before, store.SchemaVersion, db.URL)
+			}
 			return nil
 		}))
-	cmd.AddCommand(schemaSub("check",
+	cmd.AddCommand(schemaSub("check", true,
 		"Compare a live database with the expected tables, read-only, and name every difference",
 		"Incompatible differences (a missing table or column, a column narrower than what the service\n"+
 			"writes, NOT NULL where it writes NULL, another type family) are listed one per line and make\n"+
@@ -64,8 +76,8 @@ func newSchemaCmd() *cobra.Command {
 	return cmd
 }
 
-func schemaSub(use, short, long string, fn func(*cobra.Command, *store.DB) error) *cobra.Command {
-	var f dbFlags
+func schemaSub(use string, readOnly bool, short, long string, fn func(*cobra.Command, *store.DB) error) *cobra.Command {
+	f := dbFlags{readOnly: readOnly}
 	cmd := &cobra.Command{
 		Use:   use,
 		Short: short,

@@ -62,6 +62,7 @@ It reads in one read-only transaction and writes nothing. Exit code 1 when there
 			return nil
 		},
 	}
+	f.readOnly = true
 	f.register(cmd)
 	sel.register(cmd, false)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
@@ -147,7 +148,7 @@ func (f *dbFlags) openWatching(cmd *cobra.Command) (*store.DB, *migrator.Engine,
 	if v, ok := os.LookupEnv(config.EnvVar("watched-flag")); ok && v != "" && !fl.Changed {
 		flag = v
 	}
-	return db, migrator.New(db, migrator.Options{Logger: f.cfg.Logger(os.Stderr), WatchedFlag: flag}), nil
+	return db, migrator.New(db, migrator.Options{Logger: f.cfg.Logger(os.Stderr), WatchedFlag: flag, LockTimeout: f.cfg.LockTimeout, ProgressInterval: f.cfg.ProgressInterval}), nil
 }
 
 // worthShowing keeps the scopes with drift or rows left by per-row errors.

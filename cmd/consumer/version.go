@@ -11,10 +11,10 @@ import (
 // from is shown.
 var version = ""
 
-// versionString is what --version prints: the version, the commit and
-// whether the tree had changes, and the Go version.
-func versionString() string {
-	v, rev, dirty := version, "", false
+// buildInfo is the version ("dev" when unknown), the VCS revision (short,
+// "" when unknown) and whether the tree had changes.
+func buildInfo() (v, rev string, dirty bool) {
+	v = version
 	if info, ok := debug.ReadBuildInfo(); ok {
 		if v == "" && info.Main.Version != "" && info.Main.Version != "(devel)" {
 			v = info.Main.Version
@@ -34,6 +34,13 @@ func versionString() string {
 	if len(rev) > 12 {
 		rev = rev[:12]
 	}
+	return v, rev, dirty
+}
+
+// versionString is what --version prints: the version, the commit and
+// whether the tree had changes, and the Go version.
+func versionString() string {
+	v, rev, dirty := buildInfo()
 	if rev != "" {
 		v += " (" + rev
 		if dirty {

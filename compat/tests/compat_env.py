@@ -230,7 +230,12 @@ def go(db: Database, *args: str, check: bool = True, timeout: float = 120) -> Go
             "(scripts/compat.sh test does) or set AUTHZ_CONSUMER_BIN"
         )
     connections.close_all()  # no open SQLite read transaction in our way
-    cmd = [CONSUMER_BIN, *args, "--database-url", db.url, "--log-format", "text", "--log-level", "warn"]
+    extra = []
+    if args and args[0] in ("migrate", "rollback") and "--dry-run" not in args:
+        # openedx-authz's management commands do not look at the flag; the binary refuses a run
+        # against the scope's effective state without --force.
+        extra = ["--force"]
+    cmd = [CONSUMER_BIN, *args, *extra, "--database-url", db.url, "--log-format", "text", "--log-level", "warn"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     res = GoResult(cmd, proc.returncode, proc.stdout, proc.stderr)
     print(f"$ consumer {' '.join(args)}  -> exit {proc.returncode}")

@@ -44,6 +44,15 @@ type Config struct {
 	NotVisibleLimit time.Duration // how long to wait for an event's override row before leaving it to the sweep (or parking it)
 	SweepInterval   time.Duration // how often the sweep reconciles changed scopes; 0: never
 	ReconcileGlobal bool          // reconcile flips of the instance-wide flag org by org
+
+	// Timings with defaults that suit production; tests and dev shorten them.
+	MinBackoff        time.Duration // first wait before retrying a transient failure
+	SessionTimeout    time.Duration // consumer group session timeout
+	HeartbeatInterval time.Duration
+	RebalanceTimeout  time.Duration
+	CommitInterval    time.Duration // longest wait before a handled offset is committed
+	LockTimeout       time.Duration // longest wait for an org's advisory lock
+	ProgressInterval  time.Duration // how often a long run logs its progress
 }
 
 // Defaults that work on a laptop.
@@ -58,6 +67,14 @@ const (
 	DefaultRetryMaxBackoff = 30 * time.Second
 	DefaultNotVisibleLimit = 15 * time.Second
 	DefaultSweepInterval   = time.Minute
+
+	DefaultMinBackoff        = 100 * time.Millisecond
+	DefaultSessionTimeout    = 10 * time.Second
+	DefaultHeartbeatInterval = 3 * time.Second
+	DefaultRebalanceTimeout  = 30 * time.Second
+	DefaultCommitInterval    = 250 * time.Millisecond
+	DefaultLockTimeout       = 30 * time.Second
+	DefaultProgressInterval  = 5 * time.Second
 
 	// TopicSuffix is the topic name without prefix (SPEC 9).
 	TopicSuffix = "waffle-flag-override-lifecycle"

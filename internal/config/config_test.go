@@ -47,6 +47,14 @@ func TestDefaults(t *testing.T) {
 		RetryMaxBackoff: 30 * time.Second,
 		NotVisibleLimit: 15 * time.Second,
 		SweepInterval:   time.Minute,
+
+		MinBackoff:        100 * time.Millisecond,
+		SessionTimeout:    10 * time.Second,
+		HeartbeatInterval: 3 * time.Second,
+		RebalanceTimeout:  30 * time.Second,
+		CommitInterval:    250 * time.Millisecond,
+		LockTimeout:       30 * time.Second,
+		ProgressInterval:  5 * time.Second,
 	}, cfg)
 	require.NoError(t, cfg.Validate(), "laptop defaults must validate")
 }
@@ -181,7 +189,7 @@ func TestRegisterHelpNamesEnv(t *testing.T) {
 		n++
 		require.Contains(t, f.Usage, "[env "+config.EnvVar(f.Name)+"]", f.Name)
 	})
-	require.Equal(t, 25, n, "one flag per Config field")
+	require.Equal(t, 32, n, "one flag per Config field")
 	require.Equal(t, "AUTHZ_CONSUMER_SCHEMA_REGISTRY_PASSWORD", config.EnvVar("schema-registry-password"))
 }
 
@@ -198,5 +206,31 @@ func TestRegisterDatabaseOnly(t *testing.T) {
 	require.Equal(t, "sqlite:///tmp/x.db", cfg.DatabaseURL)
 	require.Nil(t, fs.Lookup("brokers"))
 	require.NoError(t, cfg.ValidateDatabaseOnly())
-	require.Error(t, cfg.Validate(), "the full validation needs brokers")
+	require.Equal(t, []string{config.DefaultBroker}, cfg.Brokers, "settings not taken keep their defaults")
+}
+
+// A command registers only its parts: its --help lists only its own flags.
+func TestRegisterParts(t *testing.T) {
+	var cfg config.Config
+	fs := pflag.NewFlagSet("replay", pflag.ContinueOnError)
+	config.RegisterParts(fs, &cfg, config.Kafka|config.Topic|config.Group)
+	var names []string
+	fs.VisitAll(func(f *pflag.Flag) { names = append(names, f.Name) })
+	require.ElementsMatch(t, []string{"log-level", "log-format", "brokers", "topic-prefix", "topic", "group-id",
+		"sasl-mechanism", "sasl-user", "sasl-password", "tls", "tls-ca-file", "tls-cert-file", "tls-key-file"}, names)
+	require.NoError(t, fs.Parse([]string{"--brokers", "k:9092"}))
+	cfg.Finish()
+	require.NoError(t, cfg.Validate(), "the settings not taken have valid defaults")
+	require.Equal(t, config.DefaultHTTPAddr, cfg.HTTPAddr)
+}
+
+func TestUnknownEnv(t *testing.T) {
+	got := config.UnknownEnv([]string{
+		"AUTHZ_CONSUMER_DATABSE_URL=sqlite:///x.db", "AUTHZ_CONSUMER_BROKERS=k:9092", "AUTHZ_CONSUMER_BIN=/bin/consumer",
+		"AUTHZ_CONSUMER_SOMETHING_ELSE_ENTIRELY=1", "HOME=/root",
+	})
+	require.Equal(t, []string{
+		"warning: AUTHZ_CONSUMER_DATABSE_URL is not a setting and is ignored (did you mean AUTHZ_CONSUMER_DATABASE_URL?)",
+		"warning: AUTHZ_CONSUMER_SOMETHING_ELSE_ENTIRELY is not a setting and is ignored",
+	}, got)
 }

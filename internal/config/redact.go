@@ -56,6 +56,13 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("not_visible_limit", r.NotVisibleLimit),
 		slog.Duration("sweep_interval", r.SweepInterval),
 		slog.Bool("reconcile_global", r.ReconcileGlobal),
+		slog.Duration("min_backoff", r.MinBackoff),
+		slog.Duration("session_timeout", r.SessionTimeout),
+		slog.Duration("heartbeat_interval", r.HeartbeatInterval),
+		slog.Duration("rebalance_timeout", r.RebalanceTimeout),
+		slog.Duration("commit_interval", r.CommitInterval),
+		slog.Duration("lock_timeout", r.LockTimeout),
+		slog.Duration("progress_interval", r.ProgressInterval),
 	)
 }
 

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Finish derives the settings whose default depends on others (topic from
@@ -81,6 +82,18 @@ func (c Config) Validate() error {
 	}
 	if c.NotVisibleLimit <= 0 {
 		errs = append(errs, fmt.Errorf("%s: %s must be positive", setting("not-visible-limit"), c.NotVisibleLimit))
+	}
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{
+		{"min-backoff", c.MinBackoff}, {"session-timeout", c.SessionTimeout}, {"heartbeat-interval", c.HeartbeatInterval},
+		{"rebalance-timeout", c.RebalanceTimeout}, {"commit-interval", c.CommitInterval}, {"lock-timeout", c.LockTimeout},
+		{"progress-interval", c.ProgressInterval},
+	} {
+		if d.v <= 0 {
+			errs = append(errs, fmt.Errorf("%s: %s must be positive", setting(d.flag), d.v))
+		}
 	}
 	return joinErrors(errs)
 }

@@ -1,10 +1,14 @@
 package events
 
 import (
-	"authz-flag-consumer/internal/authz"
-
+	"encoding/binary"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
+
+	"authz-flag-consumer/internal/authz"
 )
 
 // Event type and naming (SPEC 9).
@@ -117,4 +121,34 @@ func ValueSubject(topic string) string { return topic + "-" + ValueRecordName }
 
 func fallbackID(m Message) string {
 	return fmt.Sprintf("%s/%d/%d", m.Topic, m.Partition, m.Offset)
+}
+
+// KeyText is a message key as logs show it: the scope key itself, whether
+// the key is Confluent-framed Avro (magic byte, schema id, Avro string) or
+// raw text (the JSON form). A key that is neither is shown quoted, with its
+// bytes escaped.
+func KeyText(key []byte) string {
+	if len(key) > 5 && key[0] == 0 {
+		if s, ok := avroString(key[5:]); ok {
+			return s
+		}
+	}
+	if utf8.Valid(key) && !strings.ContainsFunc(string(key), func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return string(key)
+	}
+	return strconv.Quote(string(key))
+}
+
+// avroString decodes b as exactly one Avro string: a zigzag varint length,
+// then that many bytes of UTF-8.
+func avroString(b []byte) (string, bool) {
+	u, n := binary.Uvarint(b)
+	if n <= 0 {
+		return "", false
+	}
+	l := int64(u>>1) ^ -int64(u&1)
+	if l < 0 || int64(len(b)-n) != l || !utf8.Valid(b[n:]) {
+		return "", false
+	}
+	return string(b[n:]), true
 }

@@ -59,3 +59,18 @@ func sleep(ctx context.Context, d time.Duration) error {
 		return nil
 	}
 }
+
+// Holder describes who holds org's advisory lock now, as far as the
+// database tells ("" when it cannot say, or on SQLite, whose writer lock
+// has no owner to name). conn is any connection but the waiting one's lock
+// is not needed; the description is for the operator waiting.
+func Holder(ctx context.Context, d store.Dialect, conn *sql.Conn, org string) string {
+	folded := authz.FoldOrg(org)
+	switch d {
+	case store.MySQL:
+		return holderMySQL(ctx, conn, folded)
+	case store.Postgres:
+		return holderPostgres(ctx, conn, folded)
+	}
+	return ""
+}

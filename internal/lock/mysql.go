@@ -57,3 +57,21 @@ func acquireMySQL(ctx context.Context, conn *sql.Conn, org string, wait time.Dur
 		return nil
 	}, nil
 }
+
+func holderMySQL(ctx context.Context, conn *sql.Conn, org string) string {
+	var id sql.NullInt64
+	if err := conn.QueryRowContext(ctx, "SELECT IS_USED_LOCK(?)", MySQLName(org)).Scan(&id); err != nil || !id.Valid {
+		return ""
+	}
+	var (
+		user, host string
+		secs       sql.NullInt64
+	)
+	// Another account's connections are visible only with the PROCESS
+	// privilege: then the id alone is said.
+	err := conn.QueryRowContext(ctx, "SELECT USER, HOST, TIME FROM information_schema.PROCESSLIST WHERE ID = ?", id.Int64).Scan(&user, &host, &secs)
+	if err != nil {
+		return fmt.Sprintf("database connection %d", id.Int64)
+	}
+	return fmt.Sprintf("database connection %d (%s@%s, in its current state for %ds)", id.Int64, user, host, secs.Int64)
+}

@@ -47,3 +47,32 @@ func acquirePostgres(ctx context.Context, conn *sql.Conn, org string, wait time.
 		return nil
 	}, nil
 }
+
+func holderPostgres(ctx context.Context, conn *sql.Conn, org string) string {
+	key := uint64(PostgresKey(org))
+	var (
+		pid       int64
+		user, app sql.NullString
+		addr      sql.NullString
+		heldFor   sql.NullFloat64
+	)
+	// A bigint advisory key shows in pg_locks as classid (high 32 bits),
+	// objid (low 32 bits), objsubid 1.
+	err := conn.QueryRowContext(ctx, `SELECT a.pid, a.usename, a.application_name, host(a.client_addr),
+		EXTRACT(EPOCH FROM now() - COALESCE(a.xact_start, a.backend_start))
+		FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+		WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+		AND l.classid::bigint = $1 AND l.objid::bigint = $2`, int64(key>>32), int64(key&0xffffffff)).
+		Scan(&pid, &user, &app, &addr, &heldFor)
+	if err != nil {
+		return ""
+	}
+	s := fmt.Sprintf("database backend pid %d (%s", pid, user.String)
+	if addr.String != "" {
+		s += "@" + addr.String
+	}
+	if app.String != "" {
+		s += ", " + app.String
+	}
+	return s + fmt.Sprintf(", for %.0fs)", heldFor.Float64)
+}

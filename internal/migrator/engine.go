@@ -31,6 +31,9 @@ type Options struct {
 	// keeps every entry, which makes a 100k-row run's metadata megabytes.
 	MaxReportedEntries int
 	Now                func() time.Time
+	// ProgressInterval is how often a long run logs its progress (rows
+	// read of the total); default 5s.
+	ProgressInterval time.Duration
 	// LockWaited, when set, is told how long each lock wait took (metrics).
 	LockWaited func(time.Duration)
 	// Fault, when set, is called at named points of a run; an error it
@@ -59,6 +62,9 @@ func New(db *store.DB, opts Options) *Engine {
 	}
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = 1000
+	}
+	if opts.ProgressInterval <= 0 {
+		opts.ProgressInterval = 5 * time.Second
 	}
 	if opts.MaxReportedEntries <= 0 {
 		opts.MaxReportedEntries = 5000
@@ -118,7 +124,13 @@ func (e *Engine) locked(ctx context.Context, orgs []string, fn func(*tx) error) 
 	orgs = uniqueSorted(folded)
 	start := time.Now()
 	for _, org := range orgs {
-		release, err := lock.Acquire(ctx, e.db.Dialect, conn, org, e.opts.LockTimeout)
+		release, err := lock.Acquire(ctx, e.db.Dialect, conn, org, 0)
+		if errors.Is(err, lock.ErrTimeout) {
+			// Another run of the org holds it: say so, then wait.
+			e.log.Info("waiting for the org's advisory lock: another run of the org holds it",
+				"org", org, "held_by", e.lockHolder(ctx, conn, org), "timeout", e.opts.LockTimeout.String())
+			release, err = lock.Acquire(ctx, e.db.Dialect, conn, org, e.opts.LockTimeout)
+		}
 		if err != nil {
 			return err
 		}
@@ -135,7 +147,18 @@ func (e *Engine) locked(ctx context.Context, orgs []string, fn func(*tx) error) 
 	if e.opts.LockWaited != nil && len(orgs) > 0 && e.db.Dialect != store.SQLite {
 		e.opts.LockWaited(time.Since(start))
 	}
+	var waiting *time.Timer
+	if e.db.Dialect == store.SQLite && len(orgs) > 0 {
+		// SQLite has one writer: BEGIN IMMEDIATE waits (busy_timeout) for
+		// another writer, a run or the consumer, without a word.
+		waiting = time.AfterFunc(time.Second, func() {
+			e.log.Info("waiting for SQLite's write lock: another writer (a run, or a consumer on this file) holds it", "orgs", strings.Join(orgs, ","))
+		})
+	}
 	sqlTx, err := conn.BeginTx(ctx, nil)
+	if waiting != nil {
+		waiting.Stop()
+	}
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
@@ -150,6 +173,24 @@ func (e *Engine) locked(ctx context.Context, orgs []string, fn func(*tx) error) 
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
+}
+
+// lockHolder describes who holds org's lock: the database connection, and
+// a running run of the org when one is visible (openedx-authz commits its
+// running record first; this service's runs are visible only once done).
+func (e *Engine) lockHolder(ctx context.Context, conn *sql.Conn, org string) string {
+	who := lock.Holder(ctx, e.db.Dialect, conn, org)
+	if who == "" {
+		who = "another connection"
+	}
+	runs, err := e.queryRuns(ctx, "SELECT "+runColumns+" FROM openedx_authz_authzcourseauthoringmigrationrun WHERE status = ? AND (scope_key = ? OR scope_key LIKE ?) ORDER BY id",
+		StatusRunning, org, "course-v1:"+org+"+%")
+	if err == nil {
+		for _, r := range runs {
+			who += fmt.Sprintf("; running run %d (%s %s %s, started %s)", r.ID, r.MigrationType, r.ScopeType, r.ScopeKey, r.CreatedAt.UTC().Format(time.RFC3339))
+		}
+	}
+	return who
 }
 
 func uniqueSorted(in []string) []string {
@@ -277,12 +318,14 @@ func (e *Engine) runIn(ctx context.Context, t *tx, req Request) (*Run, error) {
 		return nil, err
 	}
 	rep := newReport(e.opts.MaxReportedEntries)
+	rep.progress = e.newProgress(run, req)
 	if req.Direction == Forward {
 		err = e.forward(ctx, t, req, rep)
 	} else {
 		err = e.rollback(ctx, t, req, rep)
 	}
 	if err != nil {
+		rep.progress.finish(StatusFailed)
 		return nil, fmt.Errorf("%s %s %s: %w", req.Direction, req.ScopeType, req.scopeKey(), err)
 	}
 	if rep.successCount > 0 {
@@ -303,6 +346,7 @@ func (e *Engine) runIn(ctx context.Context, t *tx, req Request) (*Run, error) {
 	if err := e.finishRun(ctx, t, run); err != nil {
 		return nil, err
 	}
+	rep.progress.finish(run.Status)
 	return run, nil
 }
 

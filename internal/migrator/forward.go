@@ -36,6 +36,11 @@ func (e *Engine) forward(ctx context.Context, t *tx, req Request, rep *report) e
 	q := `SELECT r.id, r.user_id, COALESCE(u.username, ''), r.org, r.course_id, r.role
 		FROM student_courseaccessrole r LEFT JOIN auth_user u ON u.id = r.user_id
 		WHERE ` + cond + ` AND (r.course_id = '' OR r.course_id LIKE 'course-v1:%')`
+	if rep.progress != nil {
+		if err := rep.progress.count(ctx, t, "SELECT COUNT(*) FROM student_courseaccessrole r WHERE "+cond+" AND (r.course_id = '' OR r.course_id LIKE 'course-v1:%')", arg); err != nil {
+			return err
+		}
+	}
 	pages := newPager(t, "legacy", q, []any{arg}, "r.id", e.opts.BatchSize)
 	defer pages.close(ctx)
 	for {
@@ -45,6 +50,9 @@ func (e *Engine) forward(ctx context.Context, t *tx, req Request, rep *report) e
 		}
 		if len(batch) == 0 {
 			return nil
+		}
+		if rep.progress != nil {
+			rep.progress.add(len(batch))
 		}
 		pages.advance(batch[len(batch)-1].id)
 		var cands []legacyRow

@@ -38,6 +38,7 @@ type report struct {
 	reasons      map[string]int // exact error count by reason (lists are capped)
 	omitted      int
 	courses      map[string]bool // course keys whose roles moved (for the ledger)
+	progress     *progress       // nil in plans made without a run
 }
 
 func newReport(max int) *report {

@@ -24,6 +24,11 @@ func (e *Engine) rollback(ctx context.Context, t *tx, req Request, rep *report) 
 	excluded := setOf(req.Excluded)
 	cond, args := scopeFilter(req)
 	q := "SELECT id, v0, v1, v2 FROM " + PolicyTable + " WHERE ptype = 'g' AND " + cond
+	if rep.progress != nil {
+		if err := rep.progress.count(ctx, t, "SELECT COUNT(*) FROM "+PolicyTable+" WHERE ptype = 'g' AND "+cond, args...); err != nil {
+			return err
+		}
+	}
 	pages := newPager(t, "assignments", q, args, "id", e.opts.BatchSize)
 	defer pages.close(ctx)
 	for {
@@ -33,6 +38,9 @@ func (e *Engine) rollback(ctx context.Context, t *tx, req Request, rep *report) 
 		}
 		if len(batch) == 0 {
 			return nil
+		}
+		if rep.progress != nil {
+			rep.progress.add(len(batch))
 		}
 		pages.advance(batch[len(batch)-1].id)
 		var cands []grouping

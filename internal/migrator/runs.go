@@ -109,3 +109,29 @@ func (e *Engine) OrgKnown(ctx context.Context, org string) (bool, error) {
 func (e *Engine) RunningRuns(ctx context.Context) ([]Run, error) {
 	return e.queryRuns(ctx, "SELECT "+runColumns+" FROM openedx_authz_authzcourseauthoringmigrationrun WHERE status = ? ORDER BY id", StatusRunning)
 }
+
+// CourseKnown reports whether anything here names the course: a legacy
+// role, an openedx-authz assignment, a course overview or an override row
+// of it. A manual run of a course nothing names would record an empty run.
+func (e *Engine) CourseKnown(ctx context.Context, key string) (bool, error) {
+	for _, q := range []string{
+		"SELECT COUNT(*) FROM (SELECT 1 AS x FROM student_courseaccessrole WHERE course_id = ? LIMIT 1) a",
+		"SELECT COUNT(*) FROM (SELECT 1 AS x FROM course_overviews_courseoverview WHERE id = ? LIMIT 1) a",
+		"SELECT COUNT(*) FROM (SELECT 1 AS x FROM waffle_utils_waffleflagcourseoverridemodel WHERE course_id = ? LIMIT 1) a",
+	} {
+		var n int
+		if err := e.db.SQL.QueryRowContext(ctx, e.db.Rebind(q), key).Scan(&n); err != nil {
+			return false, fmt.Errorf("look up course %s: %w", key, err)
+		}
+		if n > 0 {
+			return true, nil
+		}
+	}
+	var n int
+	cond, args := scopeFilter(Request{ScopeType: CourseScope, CourseKeys: []string{key}})
+	err := e.db.SQL.QueryRowContext(ctx, e.db.Rebind("SELECT COUNT(*) FROM (SELECT 1 AS x FROM "+PolicyTable+" WHERE ptype = 'g' AND "+cond+" LIMIT 1) a"), args...).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("look up course %s: %w", key, err)
+	}
+	return n > 0, nil
+}

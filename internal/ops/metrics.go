@@ -65,7 +65,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: []float64{.001, .005, .01, .05, .1, .5, 1, 5, 10, 30, 60, 300},
 		}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: Namespace, Name: "consumer_lag",
+			Namespace: Namespace, Name: "lag",
 			Help: "Messages between the partition's high watermark and the next offset this replica will handle.",
 		}, []string{"partition"}),
 		parkedTotal: prometheus.NewCounter(prometheus.CounterOpts{
@@ -112,6 +112,19 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		registerShared(reg, collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 	return m
+}
+
+// RegisterBuildInfo adds authz_consumer_build_info, always 1, whose labels
+// say which build is running (version, VCS revision, Go version), so a
+// dashboard can tell which pods run which build.
+func RegisterBuildInfo(reg prometheus.Registerer, version, revision, goVersion string) {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: Namespace, Name: "build_info",
+		Help:        "Always 1; the labels name the running build (version, revision, goversion).",
+		ConstLabels: prometheus.Labels{"version": version, "revision": revision, "goversion": goVersion},
+	})
+	g.Set(1)
+	registerShared(reg, g)
 }
 
 // registerShared registers a collector that may already be on reg.

@@ -179,8 +179,8 @@ func TestMetricsOverHTTP(t *testing.T) {
 		`authz_consumer_run_duration_seconds_bucket{type="forward",le="2.5"} 1`,
 		`authz_consumer_run_duration_seconds_bucket{type="forward",le="1"} 0`,
 		`authz_consumer_lock_wait_seconds_count 1`,
-		`authz_consumer_consumer_lag{partition="0"} 42`,
-		`authz_consumer_consumer_lag{partition="3"} 7`,
+		`authz_consumer_lag{partition="0"} 42`,
+		`authz_consumer_lag{partition="3"} 7`,
 		`authz_consumer_parked_total 1`,
 		`authz_consumer_parked_pending 5`,
 		`authz_consumer_retries_total{reason="database"} 1`,
@@ -192,7 +192,7 @@ func TestMetricsOverHTTP(t *testing.T) {
 
 	m.ForgetLag()
 	_, body, _ = f.get(t, "/metrics")
-	require.NotContains(t, body, "authz_consumer_consumer_lag{")
+	require.NotContains(t, body, "authz_consumer_lag{")
 }
 
 func TestRunShutsDownOnCancel(t *testing.T) {

@@ -194,6 +194,9 @@ func (db *DB) Migrate(ctx context.Context) error {
 	return nil
 }
 
+// OwnVersion is the version of the service's own tables (0: not created).
+func (db *DB) OwnVersion(ctx context.Context) (int, error) { return db.ownVersion(ctx) }
+
 func (db *DB) ownVersion(ctx context.Context) (int, error) {
 	cols, err := db.columns(ctx, "authz_consumer_schema")
 	if err != nil {

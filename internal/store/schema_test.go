@@ -110,7 +110,7 @@ func TestOpenNamesWhatIsWrong(t *testing.T) {
 		"oracle://x":                            "unknown scheme",
 		"mysql://u:secret@127.0.0.1:1/db":       "unreachable",
 		"postgres://u:secret@127.0.0.1:1/db":    "unreachable",
-		"sqlite:///nonexistent-dir/deeper/x.db": "unreachable",
+		"sqlite:///nonexistent-dir/deeper/x.db": "nonexistent-dir/deeper does not exist",
 	} {
 		_, err := store.Open(ctx, url)
 		require.ErrorContains(t, err, want, url)

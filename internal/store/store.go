@@ -8,9 +8,13 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -48,8 +52,63 @@ type DB struct {
 }
 
 // Open connects to rawURL (sqlite:///relative.db or sqlite:////abs/path.db, mysql://user:pass@host:port/db,
-// postgres://user:pass@host:port/db) and pings it.
-func Open(ctx context.Context, rawURL string) (*DB, error) {
+// postgres://user:pass@host:port/db) and pings it. A missing SQLite file is
+// created.
+func Open(ctx context.Context, rawURL string) (*DB, error) { return open(ctx, rawURL, false) }
+
+// OpenExisting is Open for commands that only read: a missing SQLite file
+// is an error instead of a new empty database.
+func OpenExisting(ctx context.Context, rawURL string) (*DB, error) { return open(ctx, rawURL, true) }
+
+// SQLitePath is the file a sqlite:// URL names, as SQLAlchemy (and so Open
+// edX operators) write them: sqlite:///relative.db is relative to the
+// working directory, sqlite:////absolute/path.db absolute.
+func SQLitePath(rawURL string) (string, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || (u.Scheme != "sqlite" && u.Scheme != "sqlite3") {
+		return "", fmt.Errorf("%q is not a sqlite:// URL", MaskURL(rawURL))
+	}
+	return sqlitePath(u), nil
+}
+
+func sqlitePath(u *url.URL) string {
+	if u.Host != "" { // sqlite://relative.db
+		return u.Host + u.Path
+	}
+	return strings.TrimPrefix(u.Path, "/")
+}
+
+// sqliteFile checks that the file of a SQLite URL can be opened and says
+// why not in the operator's terms (SQLite itself reports a missing
+// directory as "out of memory (14)").
+func sqliteFile(masked, path string, existing bool) error {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return fmt.Errorf("database %s: %w", masked, err)
+	}
+	where := abs
+	if !filepath.IsAbs(path) {
+		where = fmt.Sprintf("%s (sqlite:/// is relative to the working directory; sqlite://// starts an absolute path)", abs)
+	}
+	fi, err := os.Stat(abs)
+	switch {
+	case err == nil && fi.IsDir():
+		return fmt.Errorf("database %s: %s is a directory, not a SQLite file", masked, where)
+	case err == nil:
+		return nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("database %s: cannot open SQLite file %s: %w", masked, where, err)
+	case existing:
+		return fmt.Errorf("database %s: SQLite file %s does not exist; this command only reads and creates nothing (`consumer schema create` makes a new database)", masked, where)
+	}
+	dir := filepath.Dir(abs)
+	if di, err := os.Stat(dir); err != nil || !di.IsDir() {
+		return fmt.Errorf("database %s: cannot create SQLite file %s: directory %s does not exist", masked, where, dir)
+	}
+	return nil
+}
+
+func open(ctx context.Context, rawURL string, existing bool) (*DB, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || u.Scheme == "" {
 		return nil, fmt.Errorf("database URL %q: want sqlite:///path, mysql://user:pass@host:port/db or postgres://user:pass@host:port/db", MaskURL(rawURL))
@@ -58,14 +117,12 @@ func Open(ctx context.Context, rawURL string) (*DB, error) {
 	var dial gorm.Dialector
 	switch u.Scheme {
 	case "sqlite", "sqlite3":
-		// As SQLAlchemy (and so Open edX operators) write them:
-		// sqlite:///relative.db, sqlite:////absolute/path.db.
-		path := strings.TrimPrefix(u.Path, "/")
-		if u.Host != "" { // sqlite://relative.db
-			path = u.Host + u.Path
-		}
+		path := sqlitePath(u)
 		if path == "" {
 			return nil, fmt.Errorf("database URL %s: no file path", db.URL)
+		}
+		if err := sqliteFile(db.URL, path, existing); err != nil {
+			return nil, err
 		}
 		// One writer at a time: every transaction begins IMMEDIATE, so it
 		// takes SQLite's write lock up front (SPEC 7's single writer), and
