@@ -37,17 +37,20 @@ func TestTwoProcessesOnOneOrgSerialize(t *testing.T) {
 
 			var wg sync.WaitGroup
 			outs := make([]string, 2)
+			errs := make([]error, len(outs))
 			for i := range outs {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
 					cmd := exec.Command(bin, "migrate", "--org-id", "ProcX", "--delete", "--force", "--database-url", u)
 					b, err := cmd.CombinedOutput()
-					outs[i] = string(b)
-					require.NoError(t, err, outs[i])
+					outs[i], errs[i] = string(b), err // checked below, not from this goroutine
 				}()
 			}
 			wg.Wait()
+			for i, err := range errs {
+				require.NoError(t, err, outs[i])
+			}
 			var moved []int
 			require.NoError(t, rowsInto(ctx, db, "SELECT COUNT(*) FROM casbin_rule WHERE ptype = 'g'", &moved))
 			require.Equal(t, []int{300}, moved, "every row once: %v", outs)

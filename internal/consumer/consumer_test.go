@@ -493,15 +493,31 @@ func (f *flaky) Handle(ctx context.Context, src migrator.Source, ch migrator.Cha
 func TestTransientFailureRetriesWithoutCommit(t *testing.T) {
 	t.Parallel()
 	fx := newFixture(t)
-	eng := &flaky{Engine: fx.engine(migrator.Options{AutoMigrate: true}), n: 3}
+	eng := &flaky{Engine: fx.engine(migrator.Options{AutoMigrate: true}), n: 1 << 30} // fails until released
 	fx.start(fx.options(eng))
 	_, id := fx.toggle(course(demo.CourseIntro, "on"))
+
+	// While it fails, retries go on over many commit intervals (50ms) and
+	// nothing is committed: the event has not taken effect.
+	fx.eventually("6 retries", func() bool { return fx.retryCount("database") >= 6 })
+	end := fx.end()
+	committed, err := fx.offsets.Committed(fx.ctx, keys(end))
+	require.NoError(t, err)
+	for p, off := range committed {
+		require.LessOrEqual(t, off, int64(0), "partition %d committed to %d while its event was failing", p, off)
+	}
+	require.Empty(t, fx.settledFor(id))
+
+	eng.mu.Lock()
+	eng.n = eng.calls // the next call succeeds
+	failures := eng.calls
+	eng.mu.Unlock()
 	fx.waitCommitted()
 	s := fx.settledFor(id)
 	require.Len(t, s, 1)
-	require.Equal(t, 4, s[0].Attempts)
+	require.Equal(t, failures+1, s[0].Attempts)
 	require.Equal(t, migrator.OutcomeRan, s[0].Result.Outcome)
-	require.Equal(t, 3, fx.retryCount("database"))
+	require.Equal(t, failures, fx.retryCount("database"))
 	require.Len(t, fx.runs(), 1)
 }
 

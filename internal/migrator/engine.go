@@ -207,28 +207,35 @@ func IsTransient(err error) bool {
 	return errors.Is(err, ErrNotVisible) || errors.Is(err, lock.ErrTimeout) || store.Transient(err)
 }
 
-// Validate checks a request and returns the orgs whose locks it needs.
+// ErrBadRequest wraps every reason a request is refused before anything is
+// read or written: an unknown direction or scope type, an invalid org or
+// course key, not exactly one course key for a course run.
+var ErrBadRequest = errors.New("bad migration request")
+
+// orgs checks a request and returns the orgs whose locks it needs; its
+// errors wrap ErrBadRequest.
 func (r Request) orgs() ([]string, error) {
+	bad := func(err error) ([]string, error) { return nil, fmt.Errorf("%w: %w", ErrBadRequest, err) }
 	if r.Direction != Forward && r.Direction != Rollback {
-		return nil, fmt.Errorf("unknown migration type %q", r.Direction)
+		return bad(fmt.Errorf("unknown migration type %q", r.Direction))
 	}
 	switch r.ScopeType {
 	case OrgScope:
 		if err := authz.ValidOrg(r.Org); err != nil {
-			return nil, err
+			return bad(err)
 		}
 		return []string{r.Org}, nil
 	case CourseScope:
 		if len(r.CourseKeys) != 1 {
-			return nil, fmt.Errorf("a course run takes exactly one course key, got %d", len(r.CourseKeys))
+			return bad(fmt.Errorf("a course run takes exactly one course key, got %d", len(r.CourseKeys)))
 		}
 		org, err := authz.CourseV1Org(r.CourseKeys[0])
 		if err != nil {
-			return nil, err
+			return bad(err)
 		}
 		return []string{org}, nil
 	}
-	return nil, fmt.Errorf("unknown scope type %q", r.ScopeType)
+	return bad(fmt.Errorf("unknown scope type %q", r.ScopeType))
 }
 
 func (r Request) scopeKey() string {

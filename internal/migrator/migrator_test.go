@@ -15,6 +15,7 @@ import (
 	"authz-flag-consumer/internal/lock"
 	"authz-flag-consumer/internal/migrator"
 	"authz-flag-consumer/internal/store"
+	"authz-flag-consumer/internal/testenv"
 )
 
 const c1 = "course-v1:OrgX+C1+2024"
@@ -191,6 +192,7 @@ func TestConcurrentRunsOfOneOrgSerialize(t *testing.T) {
 		}
 		var wg sync.WaitGroup
 		runs := make([]*migrator.Run, 4)
+		errs := make([]error, len(runs))
 		for i := range runs {
 			db, err := store.Open(fx.ctx, fx.url)
 			require.NoError(t, err)
@@ -199,12 +201,15 @@ func TestConcurrentRunsOfOneOrgSerialize(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				var err error
-				runs[i], err = eng.Run(fx.ctx, migrator.Request{Direction: migrator.Forward, ScopeType: migrator.OrgScope, Org: "OrgX", Delete: true})
-				require.NoError(t, err)
+				// require must not fail the test from another goroutine:
+				// the error is checked once they are all done.
+				runs[i], errs[i] = eng.Run(fx.ctx, migrator.Request{Direction: migrator.Forward, ScopeType: migrator.OrgScope, Org: "OrgX", Delete: true})
 			}()
 		}
 		wg.Wait()
+		for i, err := range errs {
+			require.NoError(t, err, "run %d", i)
+		}
 		total := 0
 		for _, r := range runs {
 			require.Equal(t, migrator.StatusCompleted, r.Status)
@@ -249,17 +254,23 @@ func TestLongKeysSurviveIntact(t *testing.T) {
 
 func TestBadRequestsWriteNothing(t *testing.T) {
 	fx := newFixture(t, store.SQLite)
+	fx.legacy("s1", "OrgX", c1, "staff")
+	fx.legacy("s2", "OrgX", "", "instructor")
+	before := testenv.DumpAll(t, fx.db)
 	for _, req := range []migrator.Request{
 		{Direction: migrator.Forward, ScopeType: migrator.CourseScope, CourseKeys: []string{"not-a-key"}},
 		{Direction: migrator.Forward, ScopeType: migrator.CourseScope, CourseKeys: []string{"OrgX/C1/2024"}},
+		{Direction: migrator.Forward, ScopeType: migrator.CourseScope, CourseKeys: []string{c1, c1}},
 		{Direction: migrator.Forward, ScopeType: migrator.OrgScope, Org: ""},
 		{Direction: migrator.Forward, ScopeType: migrator.OrgScope, Org: "Org X"},
 		{Direction: "sideways", ScopeType: migrator.OrgScope, Org: "OrgX"},
+		{Direction: migrator.Rollback, ScopeType: "global", Org: "OrgX"},
 	} {
-		_, err := fx.eng.Run(fx.ctx, req)
-		require.Error(t, err, "%+v", req)
+		run, err := fx.eng.Run(fx.ctx, req)
+		require.ErrorIs(t, err, migrator.ErrBadRequest, "%+v", req)
+		require.Nil(t, run)
 	}
-	require.Zero(t, fx.count("openedx_authz_authzcourseauthoringmigrationrun", ""))
+	require.Equal(t, before, testenv.DumpAll(t, fx.db), "a refused request writes nothing: no run, no role moved")
 }
 
 // A manual run that cannot get the org's lock records a skipped run, as

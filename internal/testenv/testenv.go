@@ -120,6 +120,7 @@ func SQLiteURL(t testing.TB) string {
 // broker outlive the test: use KafkaTopic for names no other test uses.
 func KafkaBrokers(t testing.TB) []string {
 	t.Helper()
+	SkipShort(t, "the real Kafka broker")
 	raw := strings.TrimSpace(os.Getenv(EnvKafkaBrokers))
 	if raw == "" {
 		t.Fatalf("testenv: %s is not set: this test needs the real Kafka broker; %s", EnvKafkaBrokers, kafkaHint)
@@ -140,6 +141,17 @@ func KafkaBrokers(t testing.TB) []string {
 	return brokers
 }
 
+// SkipShort skips a test that needs what (a server, or minutes) under
+// `go test -short` (`make test-fast`). Without -short, as `make test` and CI
+// run, such a test never skips: it fails with the command that starts what
+// it needs.
+func SkipShort(t testing.TB, what string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skipf("-short: needs %s (make test runs it)", what)
+	}
+}
+
 // KafkaTopic returns a topic name no other test uses ("authz-t-<prefix>-<random>").
 func KafkaTopic(t testing.TB, prefix string) string {
 	t.Helper()
@@ -151,6 +163,7 @@ func KafkaTopic(t testing.TB, prefix string) string {
 
 func adminURL(t testing.TB, env, what string) string {
 	t.Helper()
+	SkipShort(t, "the "+what+" test server")
 	v := strings.TrimSpace(os.Getenv(env))
 	if v == "" {
 		t.Fatalf("testenv: %s is not set: this test needs the %s test server; %s", env, what, servicesHint)

@@ -19,6 +19,7 @@ import (
 )
 
 func TestMySQLURLCreatesAndDropsDatabase(t *testing.T) {
+	testenv.SkipShort(t, "the test servers, or their absence")
 	var dbURL string
 	ok := t.Run("use", func(t *testing.T) {
 		dbURL = testenv.MySQLURL(t)
@@ -56,6 +57,7 @@ func TestMySQLURLCreatesAndDropsDatabase(t *testing.T) {
 }
 
 func TestPostgresURLCreatesAndDropsDatabase(t *testing.T) {
+	testenv.SkipShort(t, "the test servers, or their absence")
 	var dbURL string
 	var leftOpen *sql.DB
 	defer func() {
@@ -167,6 +169,7 @@ func fatalMessage(t *testing.T, fn func(tb testing.TB)) string {
 }
 
 func TestMissingServerFailsWithStartCommand(t *testing.T) {
+	testenv.SkipShort(t, "the test servers, or their absence")
 	t.Setenv(testenv.EnvMySQLURL, "")
 	t.Setenv(testenv.EnvPostgresURL, "postgres://authz:authz@127.0.0.1:1/postgres?connect_timeout=2")
 	t.Setenv(testenv.EnvKafkaBrokers, "")

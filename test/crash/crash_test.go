@@ -30,6 +30,7 @@ import (
 	"authz-flag-consumer/internal/events"
 	"authz-flag-consumer/internal/registry"
 	"authz-flag-consumer/internal/store"
+	"authz-flag-consumer/internal/testenv"
 )
 
 const (
@@ -41,6 +42,7 @@ const (
 )
 
 func TestSIGKILLAtRandomPointsEndsInSameDatabase(t *testing.T) {
+	testenv.SkipShort(t, "two minutes of SIGKILLs")
 	ctx := context.Background()
 	dir := t.TempDir()
 	bin := buildConsumer(t, dir)

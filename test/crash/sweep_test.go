@@ -19,6 +19,7 @@ import (
 	"authz-flag-consumer/internal/authz"
 	"authz-flag-consumer/internal/demo"
 	"authz-flag-consumer/internal/store"
+	"authz-flag-consumer/internal/testenv"
 )
 
 const (
@@ -45,6 +46,7 @@ var roleTables = []string{
 // the role data must equal that of an uninterrupted run (whose sweeps heal
 // the same lost events) and that of an oracle computed from the saves alone.
 func TestSIGKILLDuringSweepsHealsLostEvents(t *testing.T) {
+	testenv.SkipShort(t, "a minute of SIGKILLs")
 	ctx := context.Background()
 	dir := t.TempDir()
 	bin := buildConsumer(t, dir)
