@@ -236,16 +236,8 @@ func (r readiness) failing() string {
 
 func (p *proc) readyz() readiness {
 	p.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.httpAddr()+"/readyz?format=json", nil)
-	require.NoError(p.t, err)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(p.t, err, "GET /readyz of %s", p.name)
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	require.NoError(p.t, err)
-	r := readiness{Status: resp.StatusCode}
+	status, body := p.get("/readyz?format=json")
+	r := readiness{Status: status}
 	require.NoError(p.t, json.Unmarshal(body, &r), "/readyz of %s: %s", p.name, body)
 	return r
 }
@@ -386,15 +378,7 @@ func publishNow(t testing.TB, s settings, toggles []Toggle) []published {
 // `authz_consumer_retries_total{reason="broker"}`; 0 when it is not there.
 func (p *proc) metric(series string) float64 {
 	p.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.httpAddr()+"/metrics", nil)
-	require.NoError(p.t, err)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(p.t, err, "GET /metrics of %s", p.name)
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	require.NoError(p.t, err)
+	_, body := p.get("/metrics")
 	for _, line := range strings.Split(string(body), "\n") {
 		if v, ok := strings.CutPrefix(line, series+" "); ok {
 			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
@@ -403,4 +387,19 @@ func (p *proc) metric(series string) float64 {
 		}
 	}
 	return 0
+}
+
+// get answers GET path on the process's ops server: status and body.
+func (p *proc) get(path string) (int, []byte) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.httpAddr()+path, nil)
+	require.NoError(p.t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(p.t, err, "GET %s of %s", path, p.name)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(p.t, err)
+	return resp.StatusCode, body
 }

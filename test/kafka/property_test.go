@@ -67,20 +67,7 @@ func TestReconcilePropertyRealKafka(t *testing.T) {
 	})
 
 	ctx := context.Background()
-	rc, err := events.NewRegistryClient(registryURL, events.RegistryOptions{})
-	require.NoError(t, err)
-	pub := &kPublisher{
-		ctx:   ctx,
-		topic: topic,
-		enc:   events.NewEncoder(rc, events.EncoderOptions{}),
-		w: &kafka.Writer{
-			Addr:         kafka.TCP(brokers...),
-			Balancer:     consumer.KeyPartitioner{},
-			BatchTimeout: time.Millisecond,
-			RequiredAcks: kafka.RequireAll,
-		},
-	}
-	t.Cleanup(func() { pub.w.Close() })
+	pub := newKPublisher(t, brokers, topic)
 
 	// Saves happen in order; each case's events are published in a permuted
 	// order, some twice, some never, all cases interleaved while the
@@ -105,18 +92,7 @@ func TestReconcilePropertyRealKafka(t *testing.T) {
 	// Lost events are left to the sweeps: poll until every case holds (or
 	// a deadline passes), then assert.
 	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		st := readPropState(t, db)
-		ok := true
-		for _, pc := range plans {
-			if mismatch(pc, st) != "" {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			break
-		}
+	for time.Now().Before(deadline) && !allHold(plans, readPropState(t, db)) {
 		time.Sleep(250 * time.Millisecond)
 	}
 	st := readPropState(t, db)
