@@ -1,6 +1,8 @@
 package consumer_test
 
 import (
+	"context"
+	"fmt"
 	"maps"
 	"sync"
 	"testing"
@@ -89,4 +91,52 @@ func TestRebalanceCommitsWhatWasHandledAndForgetsLag(t *testing.T) {
 	require.Equal(t, later, bSettled[0].EventID)
 	require.NotEmpty(t, bLag.series(), "B reports the lag of the partitions it took")
 	require.Len(t, fx.runs(), 3, "one run per course; the org has no roles left to move")
+}
+
+// slowEngine settles nothing in batches and takes a while per event, as a
+// backlog of runs does.
+type slowEngine struct {
+	consumer.Engine
+	per time.Duration
+}
+
+func (s slowEngine) HandleQuick(context.Context, []migrator.Item) ([]migrator.Result, error) {
+	return nil, nil
+}
+
+func (s slowEngine) Handle(ctx context.Context, src migrator.Source, ch migrator.Change) (migrator.Result, error) {
+	time.Sleep(s.per)
+	return s.Engine.Handle(ctx, src, ch)
+}
+
+// Offsets are committed every commit interval even in the middle of one
+// fetched batch: a backlog fetched at once (here 40 events, 20ms each)
+// must not wait for its last event before anything is committed, or a
+// crash would redo all of it.
+func TestCommitsInsideALongBatch(t *testing.T) {
+	t.Parallel()
+	fx := newFixture(t)
+	var ids []string
+	for i := range 40 {
+		o := course(demo.CourseIntro, "on")
+		o.Flag = fmt.Sprintf("other.flag.%d", i) // ignored, one partition (one key)
+		ids = append(ids, fx.publish(fx.save(o)))
+	}
+	opts := fx.options(slowEngine{Engine: fx.engine(migrator.Options{AutoMigrate: true}), per: 20 * time.Millisecond})
+	fx.start(opts)
+	end := fx.end()
+	var midway int64
+	fx.eventually("a commit while the batch is still being settled", func() bool {
+		committed, err := fx.offsets.Committed(fx.ctx, keys(end))
+		require.NoError(t, err)
+		for _, off := range committed {
+			if off > 0 && len(fx.settledFor(ids[len(ids)-1])) == 0 {
+				midway = off
+				return true
+			}
+		}
+		return false
+	})
+	require.Less(t, midway, int64(len(ids)))
+	fx.waitCommitted()
 }

@@ -49,6 +49,11 @@ func (l *genLoop) settleAll(ctx context.Context, msgs []kafka.Message) error {
 		ps[i] = c.decode(ctx, m)
 	}
 	for i := 0; i < len(ps); {
+		// Commit as often inside a batch as between batches: a batch of a
+		// backlog can hold a thousand events and many runs.
+		if i > 0 && l.offsets.due(c.opts.Now(), c.opts.CommitBatch, c.opts.CommitInterval) {
+			l.commit(ctx, false)
+		}
 		if i > 0 && ctx.Err() != nil {
 			// Shutting down or rebalancing: the event in hand finished; the
 			// rest stay uncommitted and come back to whoever owns the
