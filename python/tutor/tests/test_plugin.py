@@ -172,9 +172,10 @@ def test_defaults_openedx_settings(tmp_path, service, flavour):
         "EVENT_BUS_KAFKA_SCHEMA_REGISTRY_URL": "http://schema-registry:8081",
         "EVENT_BUS_TOPIC_PREFIX": "openedx",
     }
-    # The block comes after Tutor's own Redis event bus settings, so it wins.
+    # The block comes after Tutor's own Redis event bus settings (tutor 22 has them, tutor 20 none), so it wins.
     text = r.settings_text(service, flavour)
-    assert text.index("edx_event_bus_redis.create_producer") < text.index("edx_event_bus_kafka.create_producer")
+    if "edx_event_bus_redis.create_producer" in text:
+        assert text.index("edx_event_bus_redis.create_producer") < text.index("edx_event_bus_kafka.create_producer")
 
 
 def test_defaults_openedx_image_installs_the_producer(tmp_path):
