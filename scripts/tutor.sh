@@ -127,7 +127,8 @@ run_tests() {
 		# tutor local runs docker-compose.yml with docker-compose.prod.yml; jobs run from docker-compose.jobs.yml.
 		if (cd "$root/env/local" && "$CACHE/bin/composeconfig" -project "tutor-$name" \
 			-f docker-compose.yml -f docker-compose.prod.yml >"$root/compose-config.yml" &&
-			"$CACHE/bin/composeconfig" -project "tutor-$name-jobs" -f docker-compose.jobs.yml >/dev/null); then
+			"$CACHE/bin/composeconfig" -project "tutor-$name-jobs" -f docker-compose.yml -f docker-compose.prod.yml \
+				-f docker-compose.jobs.yml >/dev/null); then
 			log "ok    [$flavour/$name] compose files load (compose-go): $(grep -c '^  [a-z][a-z0-9-]*:$' "$root/compose-config.yml") services"
 		else
 			log "FAIL  [$flavour/$name] compose files do not load"
