@@ -3,10 +3,15 @@
 #   1. scripts/tools.sh (helm, kubeconform, Kubernetes JSON schemas; cached)
 #   2. helm lint --strict with each value set in charts/authz-consumer/ci/
 #   3. helm template with each value set, validated by kubeconform -strict
-#      against the Kubernetes schemas, and the ServiceMonitor against
-#      charts/schemas/servicemonitor-monitoring-v1.json
+#      against the Kubernetes schemas, and the ServiceMonitor and PrometheusRule
+#      against the Prometheus Operator's own CRDs (the Go module
+#      github.com/prometheus-operator/prometheus-operator ships them; converted
+#      to JSON schemas by test/deploycheck/cmd/crdschema)
 #   4. a few render checks kubeconform cannot make (required settings enforced,
-#      secrets only in the Secret, the value sets' switches took effect)
+#      secrets only in the Secret, the value sets' switches took effect), bad
+#      values refused by values.schema.json
+#   5. the PrometheusRule's expressions and the Grafana dashboard's queries
+#      parsed by Prometheus's PromQL parser (go test in test/deploycheck)
 # Exits non-zero on any failure.
 set -euo pipefail
 
@@ -17,6 +22,21 @@ OUT="$ROOT/.cache/helm-check"
 "$ROOT/scripts/tools.sh"
 eval "$("$ROOT/scripts/tools.sh" env)"
 K8S="$AUTHZ_K8S_VERSION"
+
+# The Prometheus Operator's CRDs as kubeconform schemas (strict: unknown fields rejected).
+PROM_OPERATOR_VERSION="v0.85.0"
+CRD_SCHEMAS="$ROOT/.cache/crd-schemas/prometheus-operator-$PROM_OPERATOR_VERSION-strict"
+if ! [ -f "$CRD_SCHEMAS/servicemonitor-monitoring-v1.json" ] || ! [ -f "$CRD_SCHEMAS/prometheusrule-monitoring-v1.json" ]; then
+	echo "helm-check: converting the Prometheus Operator $PROM_OPERATOR_VERSION CRDs (Go module proxy, one time)" >&2
+	crd_dir="$(cd / && go mod download -json "github.com/prometheus-operator/prometheus-operator@$PROM_OPERATOR_VERSION" |
+		sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')/example/prometheus-operator-crd"
+	[ -d "$crd_dir" ] || { echo "helm-check: no CRDs in $crd_dir" >&2; exit 1; }
+	rm -rf "$CRD_SCHEMAS.tmp"
+	(cd "$ROOT/test/deploycheck" && go run ./cmd/crdschema -strict -out "$CRD_SCHEMAS.tmp" \
+		"$crd_dir/monitoring.coreos.com_servicemonitors.yaml" "$crd_dir/monitoring.coreos.com_prometheusrules.yaml" >&2)
+	rm -rf "$CRD_SCHEMAS"
+	mv "$CRD_SCHEMAS.tmp" "$CRD_SCHEMAS"
+fi
 
 fail=0
 pass=0
@@ -45,7 +65,7 @@ for vs in "${value_sets[@]}"; do
 	fi
 	if kubeconform -strict -summary -output text -kubernetes-version "$K8S" \
 		-schema-location "$AUTHZ_KUBECONFORM_SCHEMA_LOCATION" \
-		-schema-location "$ROOT/charts/schemas/{{ .ResourceKind }}{{ .KindSuffix }}.json" \
+		-schema-location "$CRD_SCHEMAS/{{ .ResourceKind }}{{ .KindSuffix }}.json" \
 		"$OUT/$name.yaml" >"$OUT/$name.kubeconform.txt" 2>&1; then
 		ok "kubeconform -strict [$name]: $(tail -n 1 "$OUT/$name.kubeconform.txt")"
 	else
@@ -71,6 +91,8 @@ count_kind() {
 
 if [ -f "$OUT/default.yaml" ]; then
 	count_kind default ServiceMonitor 0
+	count_kind default PrometheusRule 0
+	count_kind default ConfigMap 1
 	count_kind default PodDisruptionBudget 0
 	count_kind default Secret 1
 	expect "[default] runs 'consumer run'" default '^            - run$'
@@ -84,6 +106,10 @@ fi
 if [ -f "$OUT/monitoring-pdb.yaml" ]; then
 	count_kind monitoring-pdb ServiceMonitor 1
 	count_kind monitoring-pdb PodDisruptionBudget 1
+	count_kind monitoring-pdb PrometheusRule 1
+	count_kind monitoring-pdb ConfigMap 2
+	expect "[monitoring-pdb] rules scoped to the release's Service" monitoring-pdb 'authz_consumer_parked_pending\{namespace="authz",service="authz-authz-consumer"\}'
+	expect "[monitoring-pdb] dashboard for Grafana's sidecar" monitoring-pdb 'grafana_dashboard: "1"'
 	expect "[monitoring-pdb] brokers comma list" monitoring-pdb 'AUTHZ_CONSUMER_BROKERS: "kafka-0.kafka:9092,kafka-1.kafka:9092"'
 	expect "[monitoring-pdb] auto-migrate on" monitoring-pdb 'AUTHZ_CONSUMER_AUTO_MIGRATE: "true"'
 fi
@@ -114,8 +140,32 @@ refuse() { # NAME PATTERN helm-args...
 }
 refuse "missing brokers" "consumer.brokers is required" --set secrets.databaseUrl=sqlite:///x.db
 refuse "missing database URL" "secrets.databaseUrl" --set 'consumer.brokers={k:9092}'
-refuse "unknown SASL mechanism" "consumer.sasl.mechanism" --set 'consumer.brokers={k:9092}' \
+refuse "unknown SASL mechanism" "/consumer/sasl/mechanism" --set 'consumer.brokers={k:9092}' \
 	--set secrets.databaseUrl=sqlite:///x.db --set consumer.sasl.mechanism=GSSAPI
+# values.schema.json
+good=(--set 'consumer.brokers={k:9092}' --set secrets.databaseUrl=sqlite:///x.db)
+refuse "an unknown value (typo)" "additional properties 'replicas' not allowed" "${good[@]}" --set replicas=2
+refuse "an unknown consumer setting" "additional properties 'autoMigrat' not allowed" "${good[@]}" --set consumer.autoMigrat=true
+refuse "a negative replica count" "/replicaCount" "${good[@]}" --set replicaCount=-1
+refuse "an unknown log level" "/consumer/logLevel" "${good[@]}" --set consumer.logLevel=verbose
+refuse "a string for autoMigrate" "/consumer/autoMigrate" "${good[@]}" --set-string consumer.autoMigrate=yes
+refuse "a bad duration" "/consumer/sweepInterval" "${good[@]}" --set consumer.sweepInterval=1minute
+refuse "a broker without port" "/consumer/brokers/0" --set 'consumer.brokers={kafka}' --set secrets.databaseUrl=sqlite:///x.db
+refuse "an unknown database scheme" "/secrets/databaseUrl" --set 'consumer.brokers={k:9092}' --set secrets.databaseUrl=oracle://x
+refuse "a port out of range" "/consumer/httpPort" "${good[@]}" --set consumer.httpPort=70000
+lint_msg="$(helm lint --strict --kube-version "$K8S" "$CHART" "${good[@]}" --set consumer.logFormat=xml 2>&1 || true)"
+if grep -q '/consumer/logFormat' <<<"$lint_msg"; then ok "helm lint refuses an unknown log format"; else bad "helm lint accepted consumer.logFormat=xml: $lint_msg"; fi
+
+# PromQL: every rule expression and dashboard query parses and selects metrics the service exports.
+if [ -f "$OUT/monitoring-pdb.yaml" ]; then
+	if (cd "$ROOT/test/deploycheck" && AUTHZ_CHART_RENDERED="$OUT/monitoring-pdb.yaml" go test -count=1 -v . \
+		>"$OUT/promql.txt" 2>&1); then
+		ok "PromQL parser: PrometheusRule expressions and dashboard queries ($(grep -c '^--- PASS' "$OUT/promql.txt") tests)"
+	else
+		bad "PromQL parser"
+		sed 's/^/      /' "$OUT/promql.txt"
+	fi
+fi
 
 echo "rendered manifests: $OUT"
 echo "helm-check: $pass passed, $fail failed"

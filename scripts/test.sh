@@ -5,7 +5,7 @@
 #   go vet, the Go tests (SQLite, MariaDB, PostgreSQL, kfake, real Kafka),
 #   the Python producer tests (current pins and the lower bound) and its end-to-end test,
 #   the Open edX compatibility tier (real Django migrations, openedx-authz's own API),
-#   the Helm chart checks.
+#   the Helm chart checks, the container image, the Tutor plugin and the wheels.
 # Servers this script started are stopped at the end.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -45,4 +45,8 @@ if [ -f scripts/helm-check.sh ]; then
 	step "helm: lint, render, kubeconform"
 	bash scripts/helm-check.sh
 fi
+step "image: buildah builds the Dockerfile's final stage; --version and schema check run inside it"
+bash scripts/image-check.sh
+step "tutor: wheels install into clean venvs; the plugin renders for local and k8s (tutor 22.0.3 and 20.0.0)"
+bash scripts/tutor.sh check
 step "all tests passed"
