@@ -47,7 +47,9 @@ func TestDocsMatchTheBinary(t *testing.T) {
 		helps[key] = f
 		return f
 	}
-	known := map[string]bool{}
+	// The Tutor plugin's own settings share the prefix (AUTHZ_CONSUMER_DOCKER_IMAGE, ...): they
+	// are Tutor configuration, never passed to the binary.
+	known := tutorOnlySettings(t)
 	envName := regexp.MustCompile(`AUTHZ_CONSUMER_[A-Z0-9_]*[A-Z0-9]`)
 	urlForm := regexp.MustCompile("\\b(?:sqlite3?|mysql|mariadb|postgres(?:ql)?)://[^\\s`'\"()<>|]+")
 	root := newRootCmd()
@@ -142,4 +144,22 @@ func findSub(cmd *cobra.Command, name string) *cobra.Command {
 		}
 	}
 	return nil
+}
+
+// tutorOnlySettings are the Tutor plugin's deployment settings
+// (DEPLOYMENT_SETTINGS in python/tutor/tutor_authz_consumer/plugin.py), by
+// their Tutor names.
+func tutorOnlySettings(t *testing.T) map[string]bool {
+	t.Helper()
+	b, err := os.ReadFile("../../python/tutor/tutor_authz_consumer/plugin.py")
+	require.NoError(t, err)
+	_, block, ok := strings.Cut(string(b), "DEPLOYMENT_SETTINGS")
+	require.True(t, ok, "plugin.py has no DEPLOYMENT_SETTINGS")
+	block, _, _ = strings.Cut(block, "\n}")
+	out := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^\s+"([A-Z0-9_]+)":`).FindAllStringSubmatch(block, -1) {
+		out["AUTHZ_CONSUMER_"+m[1]] = true
+	}
+	require.NotEmpty(t, out)
+	return out
 }
