@@ -1,5 +1,5 @@
 // Package schemas embeds the Avro schemas of the waffle-flag-override event
-// (SPEC 9). The .avsc files next to this file are the single source of truth,
+//. The .avsc files next to this file are the single source of truth,
 // shared with the Python producer; Go code reads them only through this
 // package so the two sides can never drift.
 package schemas

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The Open edX compatibility tier (SPEC 11): the Open edX tables made by the real Django
+# The Open edX compatibility tier: the Open edX tables made by the real Django
 # migrations (openedx-authz, casbin-django-orm-adapter, django-waffle, django-config-models and
 # our own stand-ins for edx-platform's student / course_overviews / waffle_utils apps, compat/),
 # the Go binary run on them unchanged, and openedx-authz's own API checked against what it wrote.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A real Apache Kafka 4.x broker (single node, KRaft, broker+controller) on
-# 127.0.0.1 for the service tier of the tests (SPEC 11).
+# 127.0.0.1 for the service tier of the tests.
 #
 #   scripts/kafka.sh start    fetch jars (cached), format storage, start, wait until it serves
 #   scripts/kafka.sh stop     stop it and delete its data

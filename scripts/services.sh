@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Throwaway MariaDB and PostgreSQL servers on 127.0.0.1 for the service tier
-# of the tests (SPEC 11).
+# of the tests.
 #
 #   scripts/services.sh start [mysql|postgres]   install if missing, init, start, wait, create admin user
 #   scripts/services.sh stop  [mysql|postgres]   stop (data kept, so the next start is fast)

@@ -1,4 +1,4 @@
-// Command bench measures the migration engine (SPEC 12): forward and
+// Command bench measures the migration engine: forward and
 // rollback of one org with 1k, 10k and 100k legacy rows on SQLite, MariaDB
 // and PostgreSQL, in rows per second, against the same data change written
 // by hand as bulk SQL on the same server in the same run, with the peak RSS

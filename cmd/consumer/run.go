@@ -214,7 +214,7 @@ func startService(ctx context.Context, cfg config.Config, log *slog.Logger, onSe
 	return s, nil
 }
 
-// warnForeignRuns warns about runs marked running at start (SPEC 7). This
+// warnForeignRuns warns about runs marked running at start. This
 // service writes a run and its data in one transaction, so a running row
 // others can see was left by another migrator: most likely openedx-authz's
 // own automatic migration, which must stay off while this service runs.

@@ -5,9 +5,9 @@
 """
 from urllib.parse import unquote, urlparse
 
-# The collation Open edX compares course-team columns with on MySQL (SPEC 3). Tutor's MySQL
+# The collation Open edX compares course-team columns with on MySQL. Tutor's MySQL
 # runs with a case-insensitive server default (utf8mb3_general_ci in older releases); we create
-# the database as utf8mb4 + utf8mb4_unicode_ci, the other collation SPEC 3 names. Override with
+# the database as utf8mb4 + utf8mb4_unicode_ci, the other collation Open edX uses. Override with
 # COMPAT_MYSQL_CHARSET / COMPAT_MYSQL_COLLATION.
 DEFAULT_MYSQL_CHARSET = "utf8mb4"
 DEFAULT_MYSQL_COLLATION = "utf8mb4_unicode_ci"

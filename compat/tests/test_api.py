@@ -1,5 +1,5 @@
 """The Go binary on a database made by the real Django migrations, checked with openedx-authz's
-own public API (SPEC 2, 3, 5, 6, 11).
+own public API.
 
 Every test: a fresh migrated database, data seeded through the Django ORM and committed, the Go
 binary run as a subprocess, then openedx-authz (in this process) reads what Go wrote.

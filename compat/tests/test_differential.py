@@ -10,7 +10,7 @@ timestamps ignored) and so is the run table.
 
 Why run_course_authoring_migration and not the management commands: openedx-authz's
 authz_migrate_course_authoring / authz_rollback_course_authoring record no run (and prompt on
---delete), while the Go binary records one run per course key or org (SPEC 3, 6). The function
+--delete), while the Go binary records one run per course key or org. The function
 is what openedx-authz's own flag handler calls; it wraps the same migrate functions the commands
 call and records the run, so both sides have runs to compare.
 

@@ -36,7 +36,7 @@ type Config struct {
 	TLSKeyFile    string
 
 	WatchedFlag     string // default authz.enable_course_authoring
-	AutoMigrate     bool   // off by default (SPEC 8)
+	AutoMigrate     bool   // off by default
 	HTTPAddr        string // default :8080
 	LogLevel        string // debug, info (default), warn, error
 	LogFormat       string // json (default) or text
@@ -76,7 +76,7 @@ const (
 	DefaultLockTimeout       = 30 * time.Second
 	DefaultProgressInterval  = 5 * time.Second
 
-	// TopicSuffix is the topic name without prefix (SPEC 9).
+	// TopicSuffix is the topic name without prefix.
 	TopicSuffix = "waffle-flag-override-lifecycle"
 	// DeadLetterSuffix is appended to the topic to name the dead-letter topic.
 	DeadLetterSuffix = ".parked"

@@ -18,7 +18,7 @@ import (
 	"authz-flag-consumer/internal/testenv"
 )
 
-// The event benchmarks print tables (SPEC 12); run them with
+// The event benchmarks print tables; run them with
 //
 //	go test -run '^$' -bench . -benchtime 1x ./internal/consumer/
 

@@ -31,7 +31,7 @@ const maxStored = 255
 // the ce_id's bytes, for an operator to look at.
 const ReasonBadEventID = "bad_event_id"
 
-// eventID is the idempotency key (SPEC 9) as it is stored: ce_id when
+// eventID is the idempotency key as it is stored: ce_id when
 // present, else topic/partition/offset. A ce_id that cannot be stored is
 // replaced by "sha256:<hex>" of its bytes, the same on every redelivery,
 // and why says so; why is "" otherwise.

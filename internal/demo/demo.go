@@ -162,7 +162,7 @@ func EnsureFlag(ctx context.Context, db *store.DB, name string) error {
 
 // SetEveryone sets the flag's global state (waffle_flag.everyone): true is
 // on for all, nil defers (off). Django emits no event for it, and the
-// service never migrates on a global change (SPEC 1).
+// service never migrates on a global change.
 func SetEveryone(ctx context.Context, db *store.DB, name string, everyone *bool) error {
 	if err := EnsureFlag(ctx, db, name); err != nil {
 		return err
@@ -227,7 +227,7 @@ func AddRoles(ctx context.Context, db *store.DB, roles ...Role) error {
 }
 
 // Override is one save of a course or org override of a waffle flag: the
-// fields of the event of SPEC 9 and of the override row.
+// fields of the flag-change event and of the override row.
 type Override struct {
 	ID         int64 // the row id (record_id), set by Save
 	Flag       string
@@ -286,7 +286,7 @@ func Save(ctx context.Context, db *store.DB, o Override) (Override, error) {
 	return o, nil
 }
 
-// Event is the payload of the event that announces this save (SPEC 9).
+// Event is the payload of the event that announces this save.
 func (o Override) Event() events.Override {
 	return events.Override{
 		WaffleFlag:     o.Flag,

@@ -292,7 +292,7 @@ func decodeJSON(value []byte) (rawOverride, error) {
 	return *v.Override, nil
 }
 
-// validate checks the payload rules of SPEC 9 and builds the Override.
+// validate checks the payload rules of the wire contract and builds the Override.
 func (r rawOverride) validate() (Override, error) {
 	required := []struct {
 		name string
@@ -360,7 +360,7 @@ func (r rawOverride) validate() (Override, error) {
 	return o, nil
 }
 
-// Column widths of the Open edX tables the keys end up in (SPEC 2).
+// Column widths of the Open edX tables the keys end up in.
 const (
 	maxCourseKeyLen = 255
 	maxOrgLen       = 64

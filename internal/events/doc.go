@@ -1,5 +1,5 @@
 // Package events is the wire format of the waffle-flag-override-changed
-// event (SPEC 9): it turns a Kafka record (Message, free of any Kafka client
+// event: it turns a Kafka record (Message, free of any Kafka client
 // type) into a validated Event, or says precisely why it cannot, and it
 // encodes events the way Open edX's edx-event-bus-kafka does for `consumer
 // publish`, the dev demo and tests. It knows nothing of databases or of the
@@ -11,7 +11,7 @@
 //     major 1. Another major, a missing or garbled ce_type: reason
 //     bad_ce_type. Another event type on the topic: reason
 //     unknown_event_type. Both are malformed, so they are parked with their
-//     reason (SPEC 8: "a malformed or unknown event is parked"); there is no
+//     reason; there is no
 //     separate "ignorable" error class. What the consumer ignores instead of
 //     parking is a well-formed event it does not act on (another flag, a
 //     non-course-v1 course key): see Override.KeySupported.
@@ -45,8 +45,8 @@
 // (scope_org_mismatch: the course key's org equals org; for org scopes
 // scope_key equals org), record_id > 0 (bad_record_id), change_date in ISO
 // 8601 (bad_change_date; "+00:00" and "Z" forms, optional fraction, naive
-// times taken as UTC). override_choice is not validated: SPEC 4 says any
-// other choice defers to the next level. Course keys of type ccx-v1,
+// times taken as UTC). override_choice is not validated: any
+// value but on or off defers to the next level. Course keys of type ccx-v1,
 // library-v1 and old Org/Course/Run slash keys are valid (KeyKind tells
 // them apart) but not KeySupported; a string that is no course key at all
 // is malformed.

@@ -11,7 +11,7 @@ import (
 	"authz-flag-consumer/internal/authz"
 )
 
-// Event type and naming (SPEC 9).
+// Event type and naming.
 const (
 	// EventTypeBase is the ce_type without its ".v<major>" suffix.
 	EventTypeBase = "org.openedx.platform.waffle_flag_override.changed"
@@ -77,7 +77,7 @@ type Override struct {
 	ScopeKey       string // course key, or the org short name for org scopes
 	Org            string
 	Enabled        bool
-	OverrideChoice string // "on" / "off"; anything else defers (SPEC 4), so it is not validated
+	OverrideChoice string // "on" / "off"; anything else defers, so it is not validated
 	RecordID       int64
 	ChangeDate     time.Time // UTC
 	ChangedBy      string
@@ -89,7 +89,7 @@ type Override struct {
 // KeySupported reports whether the override's scope can take part in a
 // migration: an org, or a course-v1 course. Overrides of other valid course
 // key types (CCX, library-v1, old slash keys) are well-formed events that
-// the consumer acknowledges and ignores (SPEC 3 and 8).
+// the consumer acknowledges and ignores.
 func (o Override) KeySupported() bool {
 	return o.KeyKind == authz.KeyOrg || o.KeyKind == authz.KeyCourseV1
 }

@@ -1,5 +1,5 @@
 // Package lock takes the per-org database advisory lock every migration run
-// holds (SPEC 7). A lock lives on one physical connection: the caller passes
+// holds. A lock lives on one physical connection: the caller passes
 // a dedicated *sql.Conn, keeps it for the whole run, and calls the returned
 // release function explicitly (returning a pooled connection to the pool does
 // not release a MySQL lock). One file per dialect.

@@ -50,7 +50,7 @@ type Request struct {
 	Delete     bool     // delete migrated rows (automatic runs always do)
 	Trigger    Trigger
 	// Excluded lists courses of an org run left out because their own
-	// override disagrees with the org's new state (SPEC 4).
+	// override disagrees with the org's new state.
 	Excluded []string
 	// DryRun does the run's work in its transaction and rolls it back: the
 	// returned run is the plan (ID 0, DryRun set) and nothing is written.

@@ -21,7 +21,7 @@ type legacyRow struct {
 }
 
 // forward turns the scope's legacy rows into g rules with their companions,
-// batch by batch inside the run's transaction (SPEC 5).
+// batch by batch inside the run's transaction.
 func (e *Engine) forward(ctx context.Context, t *tx, req Request, rep *report) error {
 	existing, err := existingGroupings(ctx, t, req)
 	if err != nil {

@@ -18,7 +18,7 @@ const PolicyTable = store.PolicyTable
 
 // gormOn returns a gorm handle bound to the run's transaction, with the
 // casbin adapter's auto-migration off: the adapter's rule struct would alter
-// the policy table to varchar(100) NULL (SPEC 2).
+// the policy table to varchar(100) NULL.
 func gormOn(ctx context.Context, db *store.DB, t *tx) *gorm.DB {
 	g := db.Gorm.Session(&gorm.Session{NewDB: true, Context: ctx})
 	g.Statement.ConnPool = t.Tx

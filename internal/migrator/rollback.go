@@ -19,7 +19,7 @@ type grouping struct {
 }
 
 // rollback turns the scope's g rules back into legacy rows (get or create)
-// and, when asked, removes the rules with their companions (SPEC 5).
+// and, when asked, removes the rules with their companions.
 func (e *Engine) rollback(ctx context.Context, t *tx, req Request, rep *report) error {
 	excluded := setOf(req.Excluded)
 	cond, args := scopeFilter(req)

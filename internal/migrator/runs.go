@@ -105,7 +105,7 @@ func (e *Engine) OrgKnown(ctx context.Context, org string) (bool, error) {
 // commits a running run (its record is written in the run's transaction),
 // so any found was made by another migrator (openedx-authz's automatic
 // migration, which should be off) or left by a crash of one: `run` warns
-// about them at start (SPEC 7).
+// about them at start.
 func (e *Engine) RunningRuns(ctx context.Context) ([]Run, error) {
 	return e.queryRuns(ctx, "SELECT "+runColumns+" FROM openedx_authz_authzcourseauthoringmigrationrun WHERE status = ? ORDER BY id", StatusRunning)
 }

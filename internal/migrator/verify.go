@@ -100,7 +100,7 @@ func (r *DriftReport) Drifting() []ScopeDrift {
 	return out
 }
 
-// Verify reports drift (SPEC 4), read-only: for every scope the database
+// Verify reports drift, read-only: for every scope the database
 // knows (named by legacy rows of course-v1 keys or org-wide, by g rules on
 // course-v1 scopes, by override rows of the watched flag), its effective
 // state and the mappable roles that are not where that state puts them.
@@ -458,7 +458,7 @@ func reconcileReq(d ScopeDrift) Request {
 	return scopeRequest(dir, d.Type, d.Key, Trigger{Kind: TriggerReconcile})
 }
 
-// Reconcile fixes drift (SPEC 4): each drifting scope (from a DriftReport)
+// Reconcile fixes drift: each drifting scope (from a DriftReport)
 // gets a run in the direction its effective state calls for, recorded with
 // the trigger reconcile, updating the ledger as every run does. Org by
 // org, the org's own run first, since it may fix its courses; each scope

@@ -1,5 +1,5 @@
 // Package store opens the database and owns the table definitions: the Open
-// edX tables of SPEC 2 (created only for the embedded default and tests,
+// edX tables (created only for the embedded default and tests,
 // checked read-only in production) and the service's own authz_consumer_*
 // tables, created by versioned migrations. Dialect differences (SQLite,
 // MySQL/MariaDB, PostgreSQL) live here and in internal/lock only.
@@ -125,7 +125,7 @@ func open(ctx context.Context, rawURL string, existing bool) (*DB, error) {
 			return nil, err
 		}
 		// One writer at a time: every transaction begins IMMEDIATE, so it
-		// takes SQLite's write lock up front (SPEC 7's single writer), and
+		// takes SQLite's write lock up front, and
 		// waits up to busy_timeout for another writer to finish.
 		dsn := "file:" + path + "?_pragma=busy_timeout(60000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 		if db.SQL, err = sql.Open("sqlite", dsn); err != nil {

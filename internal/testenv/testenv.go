@@ -1,5 +1,5 @@
 // Package testenv gives tests of other packages the real servers of the
-// service tier (SPEC 11): a fresh database per test on MariaDB or PostgreSQL,
+// service tier: a fresh database per test on MariaDB or PostgreSQL,
 // a SQLite file in the test's temp dir, and the real Kafka broker.
 //
 // The servers are started outside the tests by repo scripts, which print the

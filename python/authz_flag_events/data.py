@@ -1,5 +1,5 @@
 """
-Data attributes of the waffle flag override event (SPEC section 9).
+Data attributes of the waffle flag override event.
 
 Follows Open edX's OEP-49 data pattern (attrs classes), so openedx-events derives the Avro
 schema in ``schemas/waffle_flag_override_changed.v1.value.avsc`` from it: str -> string,

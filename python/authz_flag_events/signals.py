@@ -1,5 +1,5 @@
 """
-The Open edX public signal this plugin defines (SPEC section 9).
+The Open edX public signal this plugin defines.
 
 This module must be imported before ``openedx_events``' AppConfig.ready() validates
 ``EVENT_BUS_PRODUCER_CONFIG`` (it looks the event type up among defined signals); the plugin's

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """
 Generate schemas/testdata/vectors.json: the wire test vectors both the Python producer tests and
-the Go consumer tests check against (SPEC section 9).
+the Go consumer tests check against.
 
 Run with the plugin's venv:  scripts/python.sh vectors
 

@@ -1,4 +1,4 @@
-// Package crash is the crash-safety harness (SPEC 8): it runs the real
+// Package crash is the crash-safety harness: it runs the real
 // consumer binary as a subprocess over a mixed stream of events, kills it
 // with SIGKILL at random points, restarts it each time, and checks that the
 // final database equals that of an uninterrupted run, with no run left
@@ -223,7 +223,7 @@ func newStream(rng *rand.Rand) stream {
 	// Some scopes' events go in the JSON form. A scope uses one form for
 	// all its events: the JSON key is the raw scope key, the Avro key is
 	// framed, so the two forms of one scope land on different partitions,
-	// and a scope's events must share one to stay in order (SPEC 9).
+	// and a scope's events must share one to stay in order.
 	jsonScope := make([]bool, len(scopes))
 	for i := range jsonScope {
 		jsonScope[i] = rng.IntN(10) == 0

@@ -1,6 +1,6 @@
-// Package kafka holds the real-Kafka tier of the tests (SPEC 11): the built
+// Package kafka holds the real-Kafka tier of the tests: the built
 // `consumer` binary runs as separate processes against a real Apache Kafka
-// 4 broker in KRaft mode and a real database, and the tests check SPEC 8's
+// 4 broker in KRaft mode and a real database, and the tests check the delivery guarantees'
 // promises from the outside: events published with `consumer publish`
 // produce the expected runs; two consumers of one group share a 6-partition
 // topic and the survivor of a SIGKILL finishes every event without a second
@@ -8,7 +8,7 @@
 // or goes away, a database that goes away mid-run and SIGTERM during a run
 // lose, skip and repeat nothing; malformed messages are parked and block
 // nothing; a consumer that lags behind the saves, or starts before its
-// topic exists, still ends where the flag says; and SPEC 4's reconciliation
+// topic exists, still ends where the flag says; and the reconciliation
 // property holds for random saves whose events are reordered, duplicated and
 // lost (healed by the binary's sweep), then replayed.
 //

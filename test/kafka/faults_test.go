@@ -267,7 +267,7 @@ func TestSIGTERMDuringRun(t *testing.T) {
 			ran = append(ran, l)
 		}
 	}
-	require.Len(t, ran, 1, "after SIGTERM only the run in hand finished (SPEC 10), no other run was started: %v", ran)
+	require.Len(t, ran, 1, "after SIGTERM only the run in hand finished, no other run was started: %v", ran)
 	require.Equal(t, "completed", ran[0].str("status"), "the run in hand finished")
 
 	// Every outcome's offset is committed.

@@ -128,7 +128,7 @@ func transitions(toggles []Toggle) int {
 	return n
 }
 
-// authzRoles is SPEC 3's legacy role to authz role mapping.
+// authzRoles is the legacy role to authz role mapping.
 var authzRoles = map[string]string{
 	"instructor": "course_admin", "staff": "course_staff", "limited_staff": "course_limited_staff",
 	"data_researcher": "course_data_researcher", "beta_testers": "course_beta_tester", "ccx_coach": "ccx_coach",
@@ -314,7 +314,7 @@ func (c tally) String() string {
 		c.Published, c.Runs, c.Duplicates, strings.Join(parts, " "))
 }
 
-// checkRuns checks SPEC 8's "effects happen once" over every published
+// checkRuns checks "effects happen once" over every published
 // event, all of which must have their outcome: one outcome row per event
 // (other rows only for parked messages),
 // at most one run per override record (a second run for a record is a

@@ -189,7 +189,7 @@ func (p *proc) wait() int {
 	return -1
 }
 
-// stop sends SIGTERM and requires exit code 0 (SPEC 10's drain).
+// stop sends SIGTERM and requires exit code 0.
 func (p *proc) stop() {
 	p.t.Helper()
 	p.signal(syscall.SIGTERM)

@@ -20,7 +20,7 @@ import (
 	"authz-flag-consumer/internal/testenv/flagcase"
 )
 
-// TestReconcilePropertyRealKafka is SPEC 4's reconciliation property in the
+// TestReconcilePropertyRealKafka is the reconciliation property in the
 // service tier: the real `consumer run` binary, the real broker, MariaDB.
 // For any sequence of course and org saves and any delivery of their events
 // (reordered across partitions, duplicated, some lost and healed by the
