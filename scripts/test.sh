@@ -22,8 +22,16 @@ trap 'bash scripts/kafka.sh stop >/dev/null 2>&1 || true' EXIT
 
 step "go vet"
 go vet ./...
-step "go test (all tiers)"
-go test -count=1 -timeout 40m ./...
+step "go test (all tiers but the crash tier)"
+go test -count=1 -timeout 40m $(go list ./... | grep -v '/test/crash$')
+# The crash tier SIGKILLs the binary at chosen moments against an in-process
+# broker: alone on the machine, so that its timing is the one it chose. Under
+# the load of the other tiers a consumer killed while joining can leave
+# franz-go's kfake holding partitions for a member that is gone (seen with the
+# code before and after the generation-based loop), and the last incarnation
+# then never gets them.
+step "go test: the crash tier, alone"
+go test -count=1 -timeout 20m ./test/crash/
 
 step "python: producer plugin tests (Python 3.12, Django 5.2, openedx-events 11: what edx-platform master pins)"
 bash scripts/python.sh test
