@@ -62,6 +62,13 @@ CONSUMER_SETTINGS: dict[str, object] = {
     "NOT_VISIBLE_LIMIT": "15s",
     "SWEEP_INTERVAL": "1m",
     "RECONCILE_GLOBAL": False,
+    "MIN_BACKOFF": "100ms",
+    "SESSION_TIMEOUT": "10s",
+    "HEARTBEAT_INTERVAL": "3s",
+    "REBALANCE_TIMEOUT": "30s",
+    "COMMIT_INTERVAL": "250ms",
+    "LOCK_TIMEOUT": "30s",
+    "PROGRESS_INTERVAL": "5s",
 }
 
 # Settings of the deployment around the binary, and of the LMS/CMS side.
