@@ -1,5 +1,5 @@
-// Package schemas embeds the Avro schemas of the waffle-flag-override event
-//. The .avsc files next to this file are the single source of truth,
+// Package schemas embeds the Avro schemas of the waffle-flag-override
+// event. The .avsc files next to this file are the single source of truth,
 // shared with the Python producer; Go code reads them only through this
 // package so the two sides can never drift.
 package schemas

@@ -11,7 +11,7 @@
 //     major 1. Another major, a missing or garbled ce_type: reason
 //     bad_ce_type. Another event type on the topic: reason
 //     unknown_event_type. Both are malformed, so they are parked with their
-//     reason; there is no
+//     reason (a malformed or unknown event is parked); there is no
 //     separate "ignorable" error class. What the consumer ignores instead of
 //     parking is a well-formed event it does not act on (another flag, a
 //     non-course-v1 course key): see Override.KeySupported.

@@ -21,7 +21,7 @@ type overrideRow struct {
 }
 
 // forced says what state a row forces: on, and whether it forces anything
-// .
+// (enabled with choice on or off; anything else defers).
 func (r *overrideRow) forced() (on, forces bool) {
 	if r == nil || !r.enabled {
 		return false, false
@@ -123,7 +123,7 @@ func scopeRequest(dir Direction, st ScopeType, key string, trig Trigger) Request
 	return r
 }
 
-// decide reconciles the event's scope. The event
+// decide reconciles the event's scope (level-triggered). The event
 // says only "this scope changed, look again": the decision compares the
 // scope's effective state now (desired) with the state this service last
 // put its roles into (applied, in the ledger), never the payload's state.

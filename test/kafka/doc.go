@@ -1,7 +1,7 @@
 // Package kafka holds the real-Kafka tier of the tests: the built
 // `consumer` binary runs as separate processes against a real Apache Kafka
-// 4 broker in KRaft mode and a real database, and the tests check the delivery guarantees'
-// promises from the outside: events published with `consumer publish`
+// 4 broker in KRaft mode and a real database, and the tests check the
+// delivery promises from the outside: events published with `consumer publish`
 // produce the expected runs; two consumers of one group share a 6-partition
 // topic and the survivor of a SIGKILL finishes every event without a second
 // run; `consumer replay` re-reads and changes nothing; a broker that is down
