@@ -92,6 +92,20 @@ func checkOpenEdX(ctx context.Context, db *store.DB, log *slog.Logger) error {
 	return fmt.Errorf("database %s does not have the Open edX tables as expected: %s, and %d more differences (see `consumer schema check`)", db.URL, bad[0], len(bad)-1)
 }
 
+// readyToWrite prepares a command that writes roles: the account must have
+// every privilege the service needs, and the service's own tables (the
+// ledger every run records its applied state in) are created or upgraded,
+// never Django's.
+func readyToWrite(ctx context.Context, db *store.DB, log *slog.Logger) error {
+	if err := checkGrants(ctx, db, log); err != nil {
+		return err
+	}
+	if err := db.Migrate(ctx); err != nil {
+		return fmt.Errorf("own tables: %w", err)
+	}
+	return nil
+}
+
 // checkGrants fails when the database account lacks a privilege the
 // service needs to run (it would otherwise fail at the first run, in the
 // middle of an event). When the privileges cannot be read fully (granted

@@ -71,15 +71,15 @@ event for it, the sweep, ` + "`consumer reconcile`" + `) would move the roles ba
 				return err
 			}
 			defer db.Close()
-			if !dryRun {
-				if err := checkGrants(cmd.Context(), db, f.cfg.Logger(os.Stderr)); err != nil {
-					return err
-				}
+			// A dry run does its work in a transaction it rolls back, which
+			// needs the service's own tables too, but not the GRANTs.
+			if dryRun {
+				err = db.Migrate(cmd.Context())
+			} else {
+				err = readyToWrite(cmd.Context(), db, f.cfg.Logger(os.Stderr))
 			}
-			// Runs record the scopes' applied states in the service's own
-			// tables: create or upgrade them (never Django's), as `run` does.
-			if err := db.Migrate(cmd.Context()); err != nil {
-				return fmt.Errorf("own tables: %w", err)
+			if err != nil {
+				return err
 			}
 			if err := checkKnown(cmd.Context(), eng, courses, org); err != nil {
 				return err

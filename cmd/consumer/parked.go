@@ -7,7 +7,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/segmentio/kafka-go"
 	"github.com/spf13/cobra"
 
 	"authz-flag-consumer/internal/config"
@@ -127,16 +126,9 @@ func newParkedRedriveCmd() *cobra.Command {
 			for id := range ids {
 				return fmt.Errorf("no parked event %d (see 'consumer parked list --all')", id)
 			}
-			transport, err := cfg.KafkaTransport()
+			w, err := cfg.KafkaWriter("", consumer.OriginalPartition{})
 			if err != nil {
 				return err
-			}
-			w := &kafka.Writer{
-				Addr:         kafka.TCP(cfg.Brokers...),
-				Transport:    transport,
-				Balancer:     consumer.OriginalPartition{},
-				BatchTimeout: 5 * time.Millisecond,
-				RequiredAcks: kafka.RequireAll,
 			}
 			defer w.Close()
 			out := cmd.OutOrStdout()

@@ -7,7 +7,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/segmentio/kafka-go"
 	"github.com/spf13/cobra"
 
 	"authz-flag-consumer/internal/config"
@@ -188,17 +187,9 @@ func topicPartitions(ctx context.Context, cfg config.Config) (int, error) {
 // sendEvent writes m to its topic on the partition the Open edX producer
 // would pick for its key, and returns that partition.
 func sendEvent(ctx context.Context, cfg config.Config, m events.Message, partitions int) (int, error) {
-	transport, err := cfg.KafkaTransport()
+	w, err := cfg.KafkaWriter(m.Topic, consumer.KeyPartitioner{})
 	if err != nil {
 		return 0, err
-	}
-	w := &kafka.Writer{
-		Addr:         kafka.TCP(cfg.Brokers...),
-		Topic:        m.Topic,
-		Transport:    transport,
-		Balancer:     consumer.KeyPartitioner{},
-		BatchTimeout: 5 * time.Millisecond,
-		RequiredAcks: kafka.RequireAll,
 	}
 	defer w.Close()
 	if err := w.WriteMessages(ctx, consumer.KafkaMessage(m)); err != nil {

@@ -36,11 +36,7 @@ Exit code 1 when a run failed (or, dry, would fail).`,
 			}
 			defer db.Close()
 			if !dryRun {
-				if err := checkGrants(cmd.Context(), db, f.cfg.Logger(os.Stderr)); err != nil {
-					return err
-				}
-				// Runs record the applied state in the service's own ledger table.
-				if err := db.Migrate(cmd.Context()); err != nil {
+				if err := readyToWrite(cmd.Context(), db, f.cfg.Logger(os.Stderr)); err != nil {
 					return err
 				}
 			}

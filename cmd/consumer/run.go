@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"runtime"
@@ -113,13 +112,9 @@ func startService(ctx context.Context, cfg config.Config, log *slog.Logger, onSe
 		s.Close()
 		return nil, err
 	}
-	if err := checkGrants(ctx, db, log); err != nil {
+	if err := readyToWrite(ctx, db, log); err != nil {
 		s.Close()
 		return nil, err
-	}
-	if err := db.Migrate(ctx); err != nil {
-		s.Close()
-		return nil, fmt.Errorf("own tables: %w", err)
 	}
 	reg := prometheus.NewRegistry()
 	s.metrics = ops.NewMetrics(reg)
@@ -152,18 +147,9 @@ func startService(ctx context.Context, cfg config.Config, log *slog.Logger, onSe
 		s.Close()
 		return nil, err
 	}
-	transport, err := cfg.KafkaTransport()
-	if err != nil {
+	if s.dlq, err = cfg.KafkaWriter(cfg.DeadLetterTopic, consumer.KeyPartitioner{}); err != nil {
 		s.Close()
 		return nil, err
-	}
-	s.dlq = &kafka.Writer{
-		Addr:         kafka.TCP(cfg.Brokers...),
-		Topic:        cfg.DeadLetterTopic,
-		Transport:    transport,
-		Balancer:     consumer.KeyPartitioner{},
-		BatchTimeout: 5 * time.Millisecond,
-		RequiredAcks: kafka.RequireAll,
 	}
 	settled := func(st consumer.Settled) {
 		if st.Result.Outcome == migrator.OutcomeParked {

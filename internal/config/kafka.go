@@ -43,6 +43,25 @@ func (c Config) KafkaTransport() (*kafka.Transport, error) {
 	}, nil
 }
 
+// KafkaWriter is a writer to topic ("" when each message names its own)
+// through KafkaTransport that waits for every in-sync replica: what
+// publish, re-drive and the dead-letter topic need. balancer picks the
+// partition.
+func (c Config) KafkaWriter(topic string, balancer kafka.Balancer) (*kafka.Writer, error) {
+	transport, err := c.KafkaTransport()
+	if err != nil {
+		return nil, err
+	}
+	return &kafka.Writer{
+		Addr:         kafka.TCP(c.Brokers...),
+		Topic:        topic,
+		Transport:    transport,
+		Balancer:     balancer,
+		BatchTimeout: 5 * time.Millisecond,
+		RequiredAcks: kafka.RequireAll,
+	}, nil
+}
+
 func (c Config) kafkaSecurity() (sasl.Mechanism, *tls.Config, error) {
 	mech, err := c.saslMechanism()
 	if err != nil {
