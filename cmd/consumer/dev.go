@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"authz-flag-consumer/internal/authz"
 	"authz-flag-consumer/internal/config"
 	"authz-flag-consumer/internal/consumer"
 	"authz-flag-consumer/internal/demo"
@@ -131,7 +132,7 @@ func runDev(ctx context.Context, out io.Writer, o devOptions) error {
 		DatabaseURL:     "sqlite:///" + filepath.ToSlash(dbPath), // SQLAlchemy form: four slashes for an absolute path
 		TopicPrefix:     "dev",
 		GroupID:         "authz-flag-consumer-dev",
-		WatchedFlag:     demo.Flag,
+		WatchedFlag:     authz.DefaultFlag,
 		AutoMigrate:     true,
 		HTTPAddr:        o.httpAddr,
 		LogLevel:        "info",

@@ -23,6 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"authz-flag-consumer/internal/authz"
 	"authz-flag-consumer/internal/demo"
 	"authz-flag-consumer/internal/lock"
 	"authz-flag-consumer/internal/registry"
@@ -240,7 +241,7 @@ func TestManualRunWaitingOnAHeldLock(t *testing.T) {
 		require.Contains(t, r.stderr, "1 of 1 runs skipped: another run of the org held its lock longer than --lock-timeout (1s)")
 
 		// reconcile too: the org is on now, its legacy roles drift.
-		_, err = demo.Save(ctx, db, demo.Override{Flag: demo.Flag, ScopeType: "org", ScopeKey: demo.OrgDemo, Enabled: true, Choice: "on"})
+		_, err = demo.Save(ctx, db, demo.Override{Flag: authz.DefaultFlag, ScopeType: "org", ScopeKey: demo.OrgDemo, Enabled: true, Choice: "on"})
 		require.NoError(t, err)
 		r = runBinary(t, nil, "reconcile", "--org-id", "DemoX", "--lock-timeout", "1s", "--log-format", "text", "--database-url", url)
 		require.Equal(t, 1, r.code, r.stdout+r.stderr)

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"authz-flag-consumer/internal/authz"
 	"authz-flag-consumer/internal/demo"
 	"authz-flag-consumer/internal/store"
 	"authz-flag-consumer/internal/testenv"
@@ -32,7 +33,7 @@ func TestRunSweepHealsALostEvent(t *testing.T) {
 	defer db.Close()
 	require.NoError(t, db.CreateSchema(ctx))
 	require.NoError(t, demo.Seed(ctx, db))
-	_, err = demo.Save(ctx, db, demo.Override{Flag: demo.Flag, ScopeType: "course", ScopeKey: demo.CourseAdv, Enabled: true, Choice: "on"})
+	_, err = demo.Save(ctx, db, demo.Override{Flag: authz.DefaultFlag, ScopeType: "course", ScopeKey: demo.CourseAdv, Enabled: true, Choice: "on"})
 	require.NoError(t, err)
 
 	const topic = "sweep-waffle-flag-override-lifecycle"
@@ -74,7 +75,7 @@ func TestRunSweepHealsALostEvent(t *testing.T) {
 	require.Empty(t, runs(), "deploying the service moves nothing by itself")
 
 	// An org saved on, its event lost: the next sweep moves the org.
-	_, err = demo.Save(ctx, db, demo.Override{Flag: demo.Flag, ScopeType: "org", ScopeKey: demo.OrgOther, Enabled: true, Choice: "on"})
+	_, err = demo.Save(ctx, db, demo.Override{Flag: authz.DefaultFlag, ScopeType: "org", ScopeKey: demo.OrgOther, Enabled: true, Choice: "on"})
 	require.NoError(t, err)
 	waitFor("the sweep reconciles the org", func() bool { return len(runs()) > 0 })
 	require.Equal(t, []string{demo.OrgOther + " forward sweep"}, runs())

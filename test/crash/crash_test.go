@@ -25,6 +25,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"authz-flag-consumer/internal/authz"
 	"authz-flag-consumer/internal/consumer"
 	"authz-flag-consumer/internal/demo"
 	"authz-flag-consumer/internal/events"
@@ -270,7 +271,7 @@ func prepareData(t *testing.T, ctx context.Context, url string, s stream) {
 	require.NoError(t, err)
 	defer db.Close()
 	require.NoError(t, db.CreateSchema(ctx))
-	require.NoError(t, demo.EnsureFlag(ctx, db, demo.Flag))
+	require.NoError(t, demo.EnsureFlag(ctx, db, authz.DefaultFlag))
 	require.NoError(t, demo.AddRoles(ctx, db, s.roles...))
 }
 
