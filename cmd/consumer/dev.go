@@ -14,14 +14,14 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"github.com/spf13/cobra"
-	"github.com/twmb/franz-go/pkg/kfake"
 
+	"authz-flag-consumer/internal/authz"
 	"authz-flag-consumer/internal/config"
 	"authz-flag-consumer/internal/consumer"
 	"authz-flag-consumer/internal/demo"
+	"authz-flag-consumer/internal/devstack"
 	"authz-flag-consumer/internal/events"
 	"authz-flag-consumer/internal/migrator"
-	"authz-flag-consumer/internal/registry"
 	"authz-flag-consumer/internal/store"
 )
 
@@ -102,38 +102,102 @@ func devScript() []devStep {
 	}
 }
 
+// runDev is the demo as a script of steps; each one is a method of devRun
+// below, in the order they run.
 func runDev(ctx context.Context, out io.Writer, o devOptions) error {
-	began := time.Now()
-	dir, err := filepath.Abs(o.dir)
+	d := &devRun{out: out, opts: o, began: time.Now()}
+	defer d.close()
+	for _, step := range []struct {
+		name string
+		run  func(context.Context) error
+	}{
+		{"open the log", d.openLog},
+		{"start the database, broker and registry", d.startStack},
+		{"start the consumer", d.startConsumer},
+		{"print the setup", d.printSetup},
+		{"play the toggles", d.playToggles},
+		{"print the summary", d.printSummary},
+	} {
+		if err := step.run(ctx); err != nil {
+			return fmt.Errorf("dev: %s: %w", step.name, err)
+		}
+	}
+	if !o.stay {
+		return d.stopConsumer()
+	}
+	printTryNext(out, d.cfg, d.svc.server.Addr())
+	return d.printEvents(ctx)
+}
+
+// devRun is the state the steps of runDev share.
+type devRun struct {
+	out   io.Writer
+	opts  devOptions
+	began time.Time
+
+	logFile *os.File
+	log     *slog.Logger
+	stack   *devstack.Stack
+	cfg     config.Config
+	before  map[string]demo.ScopeCounts // legacy roles and assignments by scope before the toggles
+
+	svc         *service
+	settled     chan consumer.Settled // every event the consumer settled
+	served      chan error            // what the consumer's Run returned
+	stopService context.CancelFunc
+	pub         devPublisher
+}
+
+// openLog creates <dir>/consumer.log, and sends the log to stderr too with --verbose.
+func (d *devRun) openLog(context.Context) error {
+	if err := os.MkdirAll(d.opts.dir, 0o755); err != nil {
+		return err
+	}
+	path, err := filepath.Abs(filepath.Join(d.opts.dir, "consumer.log"))
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("dev directory: %w", err)
+	if d.logFile, err = os.Create(path); err != nil {
+		return err
 	}
-	dbPath := filepath.Join(dir, "dev.db")
-	for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
-		if err := os.Remove(dbPath + suffix); err != nil && !os.IsNotExist(err) {
-			return fmt.Errorf("remove old dev database: %w", err)
-		}
+	var logOut io.Writer = d.logFile
+	if d.opts.verbose {
+		logOut = io.MultiWriter(d.logFile, os.Stderr)
 	}
-	logFile, err := os.Create(filepath.Join(dir, "consumer.log"))
-	if err != nil {
-		return fmt.Errorf("consumer log: %w", err)
-	}
-	defer logFile.Close()
-	var logOut io.Writer = logFile
-	if o.verbose {
-		logOut = io.MultiWriter(logFile, os.Stderr)
-	}
+	d.log = slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	return nil
+}
 
+// startStack starts a fresh SQLite database with the demo data, the broker
+// with the topics and the registry, and counts the roles before the toggles.
+func (d *devRun) startStack(ctx context.Context) error {
+	d.cfg = devConfig(d.opts.httpAddr)
+	var err error
+	d.stack, err = devstack.Start(ctx, devstack.Options{
+		Dir: d.opts.dir, Seed: true,
+		Topic: d.cfg.Topic, Partitions: d.opts.partitions, DeadLetterTopic: d.cfg.DeadLetterTopic, KafkaPort: d.opts.kafkaPort,
+		RegistryPort: d.opts.registryPort,
+	})
+	if err != nil {
+		return err
+	}
+	d.cfg.DatabaseURL, d.cfg.Brokers, d.cfg.SchemaRegistryURL = d.stack.DatabaseURL, d.stack.Brokers, d.stack.RegistryURL
+	if err := d.cfg.Validate(); err != nil {
+		return err
+	}
+	d.before, err = demo.CountByScope(ctx, d.stack.DB)
+	return err
+}
+
+// devConfig is the consumer's configuration in the demo: automatic
+// migration on, and timings short enough that each toggle settles at once.
+func devConfig(httpAddr string) config.Config {
 	cfg := config.Config{
-		DatabaseURL:     "sqlite:///" + filepath.ToSlash(dbPath), // SQLAlchemy form: four slashes for an absolute path
 		TopicPrefix:     "dev",
 		GroupID:         "authz-flag-consumer-dev",
-		WatchedFlag:     demo.Flag,
+		WatchedFlag:     authz.DefaultFlag,
 		AutoMigrate:     true,
-		HTTPAddr:        o.httpAddr,
+		HTTPAddr:        httpAddr,
 		LogLevel:        "info",
 		LogFormat:       "json",
 		RetryMaxBackoff: 2 * time.Second,
@@ -144,122 +208,131 @@ func runDev(ctx context.Context, out io.Writer, o devOptions) error {
 		ProgressInterval: config.DefaultProgressInterval,
 	}
 	cfg.Finish()
-	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	return cfg
+}
 
-	cluster, err := kfake.NewCluster(
-		kfake.NumBrokers(1),
-		kfake.Ports(o.kafkaPort),
-		kfake.SeedTopics(int32(o.partitions), cfg.Topic),
-		kfake.SeedTopics(1, cfg.DeadLetterTopic),
-		kfake.GroupMinSessionTimeout(100*time.Millisecond),
-	)
-	if err != nil {
-		return fmt.Errorf("start in-process Kafka broker: %w", err)
+// startConsumer runs the service as `consumer run` does, reporting every
+// settled event on d.settled, and opens the publisher of the toggles.
+func (d *devRun) startConsumer(ctx context.Context) error {
+	d.settled = make(chan consumer.Settled, 1024)
+	var err error
+	if d.svc, err = startService(ctx, d.cfg, d.log, func(s consumer.Settled) { d.settled <- s }); err != nil {
+		return err
 	}
-	defer cluster.Close()
-	cfg.Brokers = cluster.ListenAddrs()
+	var svcCtx context.Context
+	svcCtx, d.stopService = context.WithCancel(ctx)
+	d.served = make(chan error, 1)
+	go func() { d.served <- d.svc.Run(svcCtx) }()
+	d.pub = devPublisher{cfg: d.cfg, db: d.stack.DB}
+	return d.pub.open(ctx)
+}
 
-	regCtx, stopRegistry := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopRegistry()
-	regAddr, err := registry.NewServer().Serve(regCtx, fmt.Sprintf("127.0.0.1:%d", o.registryPort))
-	if err != nil {
-		return fmt.Errorf("start schema registry: %w", err)
-	}
-	cfg.SchemaRegistryURL = "http://" + regAddr
-	if err := cfg.Validate(); err != nil {
-		return err
-	}
-
-	db, err := store.Open(ctx, cfg.DatabaseURL)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	if err := db.CreateSchema(ctx); err != nil {
-		return err
-	}
-	if err := demo.Seed(ctx, db); err != nil {
-		return err
-	}
-	before, err := demo.CountByScope(ctx, db)
-	if err != nil {
-		return err
-	}
-
-	settled := make(chan consumer.Settled, 1024)
-	svc, err := startService(ctx, cfg, log, func(s consumer.Settled) { settled <- s })
-	if err != nil {
-		return err
-	}
-	defer svc.Close()
-	svcCtx, stopService := context.WithCancel(ctx)
-	defer stopService()
-	served := make(chan error, 1)
-	go func() { served <- svc.Run(svcCtx) }()
-
-	fmt.Fprintf(out, "authz-flag-consumer dev: everything in one process, nothing to set up\n\n")
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+func (d *devRun) printSetup(context.Context) error {
+	cfg := d.cfg
+	fmt.Fprintf(d.out, "authz-flag-consumer dev: everything in one process, nothing to set up\n\n")
+	tw := tabwriter.NewWriter(d.out, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "  database\t%s (fresh, with the Open edX tables)\n", cfg.DatabaseURL)
-	fmt.Fprintf(tw, "  kafka\t%s (in-process), topic %s with %d partitions, dead letters on %s\n", strings.Join(cfg.Brokers, ","), cfg.Topic, o.partitions, cfg.DeadLetterTopic)
+	fmt.Fprintf(tw, "  kafka\t%s (in-process), topic %s with %d partitions, dead letters on %s\n", strings.Join(cfg.Brokers, ","), cfg.Topic, d.opts.partitions, cfg.DeadLetterTopic)
 	fmt.Fprintf(tw, "  registry\t%s\n", cfg.SchemaRegistryURL)
 	fmt.Fprintf(tw, "  consumer\tgroup %s, automatic migration on, flag %s\n", cfg.GroupID, cfg.WatchedFlag)
-	fmt.Fprintf(tw, "  ops\thttp://%s/metrics  /readyz  /healthz\n", svc.server.Addr())
-	fmt.Fprintf(tw, "  log\t%s\n", logFile.Name())
-	tw.Flush()
-	fmt.Fprintf(out, "\nDemo data: %d legacy course-team roles of %d courses in orgs %s and %s (plus a CCX and an old slash-key course, never migrated)\n",
-		len(demo.Roles), len(demo.Courses), demo.OrgDemo, demo.OrgOther)
-
-	p := devPublisher{cfg: cfg, db: db}
-	if err := p.open(ctx); err != nil {
+	fmt.Fprintf(tw, "  ops\thttp://%s/metrics  /readyz  /healthz\n", d.svc.server.Addr())
+	fmt.Fprintf(tw, "  log\t%s\n", d.logFile.Name())
+	if err := tw.Flush(); err != nil {
 		return err
 	}
-	defer p.close()
-	fmt.Fprintf(out, "\nToggles (each saves the override row as Django would, then publishes its event as the LMS would):\n")
+	fmt.Fprintf(d.out, "\nDemo data: %d legacy course-team roles of %d courses in orgs %s and %s (plus a CCX and an old slash-key course, never migrated)\n",
+		len(demo.Roles), len(demo.Courses), demo.OrgDemo, demo.OrgOther)
+	return nil
+}
+
+// playToggles plays devScript, printing one line per toggle with what
+// happened to each of its events.
+func (d *devRun) playToggles(ctx context.Context) error {
+	fmt.Fprintf(d.out, "\nToggles (each saves the override row as Django would, then publishes its event as the LMS would):\n")
 	script := devScript()
 	width := 0
 	for _, step := range script {
 		width = max(width, len(step.say))
 	}
 	for i, step := range script {
-		n, err := p.play(ctx, step)
+		n, err := d.pub.play(ctx, step)
 		if err != nil {
 			return fmt.Errorf("step %d (%s): %w", i+1, step.say, err)
 		}
 		var lines []string
 		for range n {
-			select {
-			case s := <-settled:
-				lines = append(lines, describe(ctx, svc.engine, s))
-			case err := <-served:
-				return fmt.Errorf("consumer stopped: %v", err)
-			case <-time.After(30 * time.Second):
-				return fmt.Errorf("step %d (%s): no outcome after 30s; see %s", i+1, step.say, logFile.Name())
+			s, err := d.next(ctx)
+			if err != nil {
+				return fmt.Errorf("step %d (%s): %w", i+1, step.say, err)
 			}
+			lines = append(lines, describe(ctx, d.svc.engine, s))
 		}
-		fmt.Fprintf(out, "  %d. %-*s  %s\n", i+1, width, step.say, strings.Join(lines, "\n     "+strings.Repeat(" ", width)+"  "))
+		fmt.Fprintf(d.out, "  %d. %-*s  %s\n", i+1, width, step.say, strings.Join(lines, "\n     "+strings.Repeat(" ", width)+"  "))
 	}
+	return nil
+}
 
-	if err := printSummary(ctx, out, db, svc.engine, before); err != nil {
+// next waits for the next settled event.
+func (d *devRun) next(ctx context.Context) (consumer.Settled, error) {
+	select {
+	case s := <-d.settled:
+		return s, nil
+	case err := <-d.served:
+		return consumer.Settled{}, fmt.Errorf("consumer stopped: %v", err)
+	case <-ctx.Done():
+		return consumer.Settled{}, ctx.Err()
+	case <-time.After(30 * time.Second):
+		return consumer.Settled{}, fmt.Errorf("no outcome after 30s; see %s", d.logFile.Name())
+	}
+}
+
+func (d *devRun) printSummary(ctx context.Context) error {
+	if err := printSummary(ctx, d.out, d.stack.DB, d.svc.engine, d.before); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "\nDone in %.1fs.\n", time.Since(began).Seconds())
-	if !o.stay {
-		stopService()
-		return <-served
-	}
+	fmt.Fprintf(d.out, "\nDone in %.1fs.\n", time.Since(d.began).Seconds())
+	return nil
+}
 
-	printTryNext(out, cfg, svc.server.Addr())
+// stopConsumer stops the consumer and returns what its Run returned.
+func (d *devRun) stopConsumer() error {
+	d.stopService()
+	return <-d.served
+}
+
+// printEvents prints what happens to each event published from now on,
+// until the consumer stops (Ctrl-C).
+func (d *devRun) printEvents(ctx context.Context) error {
 	for {
 		select {
-		case s := <-settled:
+		case s := <-d.settled:
 			scope := "partition " + fmt.Sprint(s.Partition)
 			if s.Change.ScopeKey != "" {
 				scope = fmt.Sprintf("%s %s %s", s.Change.ScopeType, s.Change.ScopeKey, s.Change.OverrideChoice)
 			}
-			fmt.Fprintf(out, "event (%s): %s\n", scope, describe(ctx, svc.engine, s))
-		case err := <-served:
+			fmt.Fprintf(d.out, "event (%s): %s\n", scope, describe(ctx, d.svc.engine, s))
+		case err := <-d.served:
 			return err
 		}
+	}
+}
+
+// close releases, in reverse order, whatever the steps started.
+func (d *devRun) close() {
+	if d.pub.w != nil {
+		d.pub.close()
+	}
+	if d.stopService != nil {
+		d.stopService()
+	}
+	if d.svc != nil {
+		d.svc.Close()
+	}
+	if d.stack != nil {
+		d.stack.Close()
+	}
+	if d.logFile != nil {
+		d.logFile.Close()
 	}
 }
 

@@ -20,12 +20,12 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"authz-flag-consumer/internal/authz"
 	"authz-flag-consumer/internal/demo"
+	"authz-flag-consumer/internal/devstack"
 	"authz-flag-consumer/internal/lock"
-	"authz-flag-consumer/internal/registry"
 	"authz-flag-consumer/internal/store"
 	"authz-flag-consumer/internal/testenv"
 )
@@ -57,20 +57,6 @@ func runBinary(t *testing.T, env []string, args ...string) result {
 		require.NoError(t, err)
 	}
 	return r
-}
-
-// broker starts an in-process Kafka broker with topics of the given
-// partition count and returns it and its address.
-func broker(t *testing.T, partitions int32, topics ...string) (*kfake.Cluster, string) {
-	t.Helper()
-	opts := []kfake.Opt{kfake.NumBrokers(1)}
-	if len(topics) > 0 {
-		opts = append(opts, kfake.SeedTopics(partitions, topics...))
-	}
-	cluster, err := kfake.NewCluster(opts...)
-	require.NoError(t, err)
-	t.Cleanup(cluster.Close)
-	return cluster, cluster.ListenAddrs()[0]
 }
 
 // waitForOutput waits until out holds want, or fails the test with out
@@ -135,8 +121,8 @@ func TestPublishChoiceMustBeOnOrOff(t *testing.T) {
 // saved: nothing is saved, and the message says so.
 func TestPublishRegistryDownSavesNothing(t *testing.T) {
 	t.Parallel()
-	url := seededSQLite(t)
-	_, addr := broker(t, 3, "waffle-flag-override-lifecycle")
+	st := testenv.Stack(t, devstack.Options{Dir: t.TempDir(), Seed: true, Topic: "waffle-flag-override-lifecycle", Partitions: 3})
+	url, addr := st.DatabaseURL, st.Brokers[0]
 
 	r := runBinary(t, nil, "publish", "--scope-type", "org", "--scope-key", "DemoX", "--choice", "on",
 		"--database-url", url, "--brokers", addr, "--schema-registry-url", "http://127.0.0.1:1")
@@ -240,7 +226,7 @@ func TestManualRunWaitingOnAHeldLock(t *testing.T) {
 		require.Contains(t, r.stderr, "1 of 1 runs skipped: another run of the org held its lock longer than --lock-timeout (1s)")
 
 		// reconcile too: the org is on now, its legacy roles drift.
-		_, err = demo.Save(ctx, db, demo.Override{Flag: demo.Flag, ScopeType: "org", ScopeKey: demo.OrgDemo, Enabled: true, Choice: "on"})
+		_, err = demo.Save(ctx, db, demo.Override{Flag: authz.DefaultFlag, ScopeType: "org", ScopeKey: demo.OrgDemo, Enabled: true, Choice: "on"})
 		require.NoError(t, err)
 		r = runBinary(t, nil, "reconcile", "--org-id", "DemoX", "--lock-timeout", "1s", "--log-format", "text", "--database-url", url)
 		require.Equal(t, 1, r.code, r.stdout+r.stderr)
@@ -310,18 +296,14 @@ func TestMisspelledVariableIsWarnedAbout(t *testing.T) {
 // framed key bytes), authz_consumer_lag and authz_consumer_build_info.
 func TestRunLogsKeysAndServesBuildInfo(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	url := seededSQLite(t)
 	const topic = "ops-waffle-flag-override-lifecycle"
-	_, addr := broker(t, 1, topic, topic+".parked")
-	regAddr, err := registry.NewServer().Serve(ctx, "127.0.0.1:0")
-	require.NoError(t, err)
+	st := testenv.Stack(t, devstack.Options{Dir: t.TempDir(), Seed: true, Topic: topic, DeadLetterTopic: topic + ".parked"})
+	url, addr := st.DatabaseURL, st.Brokers[0]
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	httpAddr := l.Addr().String()
 	l.Close()
-	common := []string{"--database-url", url, "--brokers", addr, "--topic", topic, "--schema-registry-url", "http://" + regAddr}
+	common := []string{"--database-url", url, "--brokers", addr, "--topic", topic, "--schema-registry-url", st.RegistryURL}
 
 	var stderr syncBuffer
 	cmd := exec.Command(consumerBinary(t), append([]string{"run", "--auto-migrate", "--http-addr", httpAddr, "--log-format", "text"}, common...)...)
@@ -395,7 +377,7 @@ func TestSchemaCommandsTwice(t *testing.T) {
 
 func TestTopicsCreate(t *testing.T) {
 	t.Parallel()
-	_, addr := broker(t, 0)
+	addr := testenv.Stack(t, devstack.Options{}).Brokers[0]
 	args := []string{"topics", "create", "--topic-prefix", "prod", "--partitions", "6", "--brokers", addr}
 	r := runBinary(t, nil, args...)
 	require.Zero(t, r.code, r.stderr)
@@ -472,8 +454,8 @@ func TestManualRunWaitingOnSQLitesWriter(t *testing.T) {
 // the row is saved and how to publish its event.
 func TestPublishRefusedAfterSaveSaysTheRowIsSaved(t *testing.T) {
 	t.Parallel()
-	url := seededSQLite(t)
-	cluster, addr := broker(t, 3, "waffle-flag-override-lifecycle")
+	st := testenv.Stack(t, devstack.Options{Dir: t.TempDir(), Seed: true, Topic: "waffle-flag-override-lifecycle", Partitions: 3})
+	url, addr, cluster := st.DatabaseURL, st.Brokers[0], st.Kafka
 	cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		cluster.KeepControl()
 		pr := req.(*kmsg.ProduceRequest)

@@ -11,6 +11,7 @@ import (
 
 	"authz-flag-consumer/internal/config"
 	"authz-flag-consumer/internal/consumer"
+	"authz-flag-consumer/internal/eventid"
 	"authz-flag-consumer/internal/migrator"
 	"authz-flag-consumer/internal/store"
 )
@@ -69,8 +70,8 @@ func newParkedListCmd() *cobra.Command {
 				if p.RedrivenAt != nil {
 					redriven = p.RedrivenAt.UTC().Format(time.RFC3339)
 				}
-				fmt.Fprintf(tw, "%d\t%s\t%s/%d/%d\t%s\t%s\t%s\n", p.ID, p.ParkedAt.UTC().Format(time.RFC3339),
-					p.Topic, p.Partition, p.Offset, p.EventID, p.Reason, redriven)
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", p.ID, p.ParkedAt.UTC().Format(time.RFC3339),
+					eventid.Format(p.Topic, p.Partition, p.Offset), p.EventID, p.Reason, redriven)
 			}
 			return tw.Flush()
 		},
@@ -139,8 +140,8 @@ func newParkedRedriveCmd() *cobra.Command {
 				if err := engine.MarkRedriven(ctx, p.ID); err != nil {
 					return fmt.Errorf("parked event %d was re-driven but not marked: %w", p.ID, err)
 				}
-				fmt.Fprintf(out, "re-drove parked event %d (%s, was %s/%d/%d) to %s partition %d\n",
-					p.ID, p.Reason, p.Topic, p.Partition, p.Offset, p.Topic, p.Partition)
+				fmt.Fprintf(out, "re-drove parked event %d (%s, was %s) to %s partition %d\n",
+					p.ID, p.Reason, eventid.Format(p.Topic, p.Partition, p.Offset), p.Topic, p.Partition)
 			}
 			if len(todo) == 0 {
 				fmt.Fprintln(out, "no parked events to re-drive")

@@ -145,7 +145,7 @@ func publish(ctx context.Context, out io.Writer, cfg config.Config, a publishArg
 		}
 		return err
 	}
-	id, _ := m.Header("ce_id")
+	id, _ := m.Header(events.HeaderID)
 	fmt.Fprintf(out, "published event %s (record_id %d) to %s partition %d\n", id, o.ID, cfg.Topic, p)
 	return nil
 }

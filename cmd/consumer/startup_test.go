@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,9 +15,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"github.com/twmb/franz-go/pkg/kfake"
 
-	"authz-flag-consumer/internal/store"
+	"authz-flag-consumer/internal/devstack"
 	"authz-flag-consumer/internal/testenv"
 )
 
@@ -32,22 +30,14 @@ func TestSIGTERMWhileStartingExitsZero(t *testing.T) {
 	t.Parallel()
 	bin := consumerBinary(t)
 
-	ctx := context.Background()
-	dbURL := testenv.SQLiteURL(t)
-	db, err := store.Open(ctx, dbURL)
-	require.NoError(t, err)
-	require.NoError(t, db.CreateSchema(ctx))
-	require.NoError(t, db.Close())
-
+	st := testenv.Stack(t, devstack.Options{Dir: t.TempDir()}) // the Open edX tables, and a broker without the topic
+	dbURL := st.DatabaseURL
 	silent := silentServer(t) // accepts connections, never answers
-	noTopic, err := kfake.NewCluster(kfake.NumBrokers(1))
-	require.NoError(t, err)
-	t.Cleanup(noTopic.Close)
 
 	scenarios := map[string][]string{
 		"database does not answer": {"--database-url", "mysql://authz:authz@" + silent + "/edxapp", "--brokers", silent},
 		"broker does not answer":   {"--database-url", dbURL, "--brokers", silent},
-		"topic does not exist yet": {"--database-url", dbURL, "--brokers", noTopic.ListenAddrs()[0]},
+		"topic does not exist yet": {"--database-url", dbURL, "--brokers", st.Brokers[0]},
 	}
 	// One process at a time: nine Go processes starting at once on a small
 	// machine would stretch each one's start (the few milliseconds before
@@ -64,6 +54,7 @@ func TestSIGTERMWhileStartingExitsZero(t *testing.T) {
 				require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 				done := make(chan error, 1)
 				go func() { done <- cmd.Wait() }()
+				var err error
 				select {
 				case err = <-done:
 				case <-time.After(60 * time.Second):

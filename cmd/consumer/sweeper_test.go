@@ -10,10 +10,10 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"github.com/twmb/franz-go/pkg/kfake"
 
+	"authz-flag-consumer/internal/authz"
 	"authz-flag-consumer/internal/demo"
-	"authz-flag-consumer/internal/store"
+	"authz-flag-consumer/internal/devstack"
 	"authz-flag-consumer/internal/testenv"
 )
 
@@ -26,22 +26,14 @@ func TestRunSweepHealsALostEvent(t *testing.T) {
 	bin := consumerBinary(t)
 
 	ctx := context.Background()
-	dbURL := testenv.SQLiteURL(t)
-	db, err := store.Open(ctx, dbURL)
-	require.NoError(t, err)
-	defer db.Close()
-	require.NoError(t, db.CreateSchema(ctx))
-	require.NoError(t, demo.Seed(ctx, db))
-	_, err = demo.Save(ctx, db, demo.Override{Flag: demo.Flag, ScopeType: "course", ScopeKey: demo.CourseAdv, Enabled: true, Choice: "on"})
-	require.NoError(t, err)
-
 	const topic = "sweep-waffle-flag-override-lifecycle"
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic, topic+".parked"))
+	st := testenv.Stack(t, devstack.Options{Dir: t.TempDir(), Seed: true, Topic: topic, DeadLetterTopic: topic + ".parked"})
+	db, dbURL := st.DB, st.DatabaseURL
+	_, err := demo.Save(ctx, db, demo.Override{Flag: authz.DefaultFlag, ScopeType: "course", ScopeKey: demo.CourseAdv, Enabled: true, Choice: "on"})
 	require.NoError(t, err)
-	t.Cleanup(cluster.Close)
 
 	var stderr bytes.Buffer
-	cmd := exec.Command(bin, "run", "--database-url", dbURL, "--brokers", cluster.ListenAddrs()[0], "--topic", topic,
+	cmd := exec.Command(bin, "run", "--database-url", dbURL, "--brokers", st.Brokers[0], "--topic", topic,
 		"--auto-migrate", "--sweep-interval", "300ms", "--http-addr", "127.0.0.1:0", "--log-format", "text")
 	cmd.Env = cleanEnv()
 	cmd.Stderr = &stderr
@@ -74,7 +66,7 @@ func TestRunSweepHealsALostEvent(t *testing.T) {
 	require.Empty(t, runs(), "deploying the service moves nothing by itself")
 
 	// An org saved on, its event lost: the next sweep moves the org.
-	_, err = demo.Save(ctx, db, demo.Override{Flag: demo.Flag, ScopeType: "org", ScopeKey: demo.OrgOther, Enabled: true, Choice: "on"})
+	_, err = demo.Save(ctx, db, demo.Override{Flag: authz.DefaultFlag, ScopeType: "org", ScopeKey: demo.OrgOther, Enabled: true, Choice: "on"})
 	require.NoError(t, err)
 	waitFor("the sweep reconciles the org", func() bool { return len(runs()) > 0 })
 	require.Equal(t, []string{demo.OrgOther + " forward sweep"}, runs())

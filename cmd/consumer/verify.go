@@ -85,7 +85,7 @@ func (s *scopeSelection) register(cmd *cobra.Command, withAll bool) {
 	if withAll {
 		cmd.Flags().BoolVar(&s.all, "all", false, "every scope")
 	}
-	cmd.Flags().StringVar(&s.flag, "watched-flag", config.DefaultWatchedFlag, "waffle flag whose overrides decide the effective state [env "+config.EnvVar("watched-flag")+"]")
+	cmd.Flags().StringVar(&s.flag, "watched-flag", authz.DefaultFlag, "waffle flag whose overrides decide the effective state [env "+config.EnvVar("watched-flag")+"]")
 }
 
 // filter validates the choice; required: exactly one of the three.

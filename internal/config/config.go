@@ -60,7 +60,6 @@ const (
 	DefaultDatabaseURL     = "sqlite:///authz-consumer.db"
 	DefaultBroker          = "127.0.0.1:9092"
 	DefaultGroupID         = "authz-flag-consumer"
-	DefaultWatchedFlag     = "authz.enable_course_authoring"
 	DefaultHTTPAddr        = ":8080"
 	DefaultLogLevel        = "info"
 	DefaultLogFormat       = "json"

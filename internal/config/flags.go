@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"authz-flag-consumer/internal/authz"
 )
 
 // EnvPrefix starts the name of every environment variable the service reads.
@@ -120,7 +122,7 @@ func RegisterParts(fs *pflag.FlagSet, cfg *Config, parts Part) {
 			"PEM private key of --tls-cert-file")
 	}
 	if parts&Watch != 0 {
-		r.str(&cfg.WatchedFlag, "watched-flag", DefaultWatchedFlag,
+		r.str(&cfg.WatchedFlag, "watched-flag", authz.DefaultFlag,
 			"waffle flag whose course and org overrides move roles")
 	}
 	if parts&Service != 0 {

@@ -12,6 +12,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
 
+	"authz-flag-consumer/internal/authz"
 	"authz-flag-consumer/internal/consumer"
 	"authz-flag-consumer/internal/demo"
 	"authz-flag-consumer/internal/events"
@@ -56,10 +57,10 @@ func TestToggleSequenceEndsInExpectedTables(t *testing.T) {
 	// effective state, but the org was never reconciled and its roles are
 	// on the wrong side: its event catches it up.
 	on := true
-	require.NoError(t, demo.SetEveryone(ctx, fx.db, demo.Flag, &on))
+	require.NoError(t, demo.SetEveryone(ctx, fx.db, authz.DefaultFlag, &on))
 	do(step{"org on while global on", org(demo.OrgOther, "on"), "ran", "forward"})
 	do(step{"org on while global on, saved again", org(demo.OrgOther, "on"), "noop", ""})
-	require.NoError(t, demo.SetEveryone(ctx, fx.db, demo.Flag, nil))
+	require.NoError(t, demo.SetEveryone(ctx, fx.db, authz.DefaultFlag, nil))
 
 	other := org(demo.OrgDemo, "off")
 	other.Flag = "studio.some_other_flag"
@@ -174,13 +175,13 @@ func TestOverrideRowCommittedAfterEventArrives(t *testing.T) {
 	// The producer publishes before its transaction commits: the event names
 	// row 500, which appears only after the consumer has seen the event.
 	ev := course(demo.CourseIntro, "on")
-	ev.ID, ev.Org, ev.Flag, ev.ChangeDate = 500, demo.OrgDemo, demo.Flag, time.Now().UTC()
+	ev.ID, ev.Org, ev.Flag, ev.ChangeDate = 500, demo.OrgDemo, authz.DefaultFlag, time.Now().UTC()
 	id := fx.publish(ev)
 	fx.eventually("a not-visible retry", func() bool { return fx.retryCount("not_visible") > 0 })
 	require.Empty(t, fx.settledFor(id), "the event must wait for its row")
 	_, err := fx.db.SQL.ExecContext(fx.ctx, fx.db.Rebind(`INSERT INTO waffle_utils_waffleflagcourseoverridemodel
 		(id, change_date, enabled, waffle_flag, course_id, override_choice, note, changed_by_id) VALUES (?, ?, ?, ?, ?, ?, '', NULL)`),
-		ev.ID, ev.ChangeDate, true, demo.Flag, demo.CourseIntro, "on")
+		ev.ID, ev.ChangeDate, true, authz.DefaultFlag, demo.CourseIntro, "on")
 	require.NoError(t, err)
 	fx.waitCommitted()
 	outcome, runID := fx.outcome(id)
@@ -196,7 +197,7 @@ func TestOverrideRowNeverVisibleIsParked(t *testing.T) {
 	opts.NotVisibleLimit = 200 * time.Millisecond
 	fx.start(opts)
 	ghost := course(demo.CourseIntro, "on")
-	ghost.ID, ghost.Org, ghost.Flag = 9999, demo.OrgDemo, demo.Flag
+	ghost.ID, ghost.Org, ghost.Flag = 9999, demo.OrgDemo, authz.DefaultFlag
 	id := fx.publish(ghost)
 	_, laterID := fx.toggle(course(demo.CourseIntro, "on")) // same key, same partition, after it
 	fx.waitCommitted()
@@ -224,7 +225,7 @@ func TestOverrideRowNotVisibleIsLeftToTheSweep(t *testing.T) {
 	opts.LeaveToSweep = true
 	fx.start(opts)
 	late := course(demo.CourseAdv, "on")
-	late.ID, late.Org, late.Flag, late.ChangeDate = 9000, demo.OrgDemo, demo.Flag, time.Now().UTC()
+	late.ID, late.Org, late.Flag, late.ChangeDate = 9000, demo.OrgDemo, authz.DefaultFlag, time.Now().UTC()
 	id := fx.publish(late)
 	_, laterID := fx.toggle(course(demo.CourseIntro, "on"))
 	fx.waitCommitted()
@@ -239,7 +240,7 @@ func TestOverrideRowNotVisibleIsLeftToTheSweep(t *testing.T) {
 	// The row commits late; the sweep reconciles the course.
 	_, err = fx.db.SQL.ExecContext(fx.ctx, fx.db.Rebind(`INSERT INTO waffle_utils_waffleflagcourseoverridemodel
 		(id, change_date, enabled, waffle_flag, course_id, override_choice, note, changed_by_id) VALUES (?, ?, ?, ?, ?, ?, '', NULL)`),
-		late.ID, late.ChangeDate, true, demo.Flag, demo.CourseAdv, "on")
+		late.ID, late.ChangeDate, true, authz.DefaultFlag, demo.CourseAdv, "on")
 	require.NoError(t, err)
 	res, err := eng.Sweep(fx.ctx, migrator.SweepOptions{})
 	require.NoError(t, err)
@@ -259,7 +260,7 @@ func TestMalformedEventsAreParkedAndPartitionMovesOn(t *testing.T) {
 		m, err := fx.enc.EncodeJSON(testTopic, good.Event())
 		require.NoError(t, err)
 		o := map[string]any{
-			"waffle_flag": demo.Flag, "scope_type": "course", "scope_key": demo.CourseIntro, "org": demo.OrgDemo,
+			"waffle_flag": authz.DefaultFlag, "scope_type": "course", "scope_key": demo.CourseIntro, "org": demo.OrgDemo,
 			"enabled": true, "override_choice": "on", "record_id": good.ID, "change_date": "2024-05-01T12:00:00Z", "changed_by": "",
 		}
 		mutate(o)
@@ -573,7 +574,7 @@ func TestRedriveAfterTheCauseIsFixed(t *testing.T) {
 	fx.start(opts)
 	// An event whose row never showed up in time is parked...
 	ev := course(demo.CourseIntro, "on")
-	ev.ID, ev.Org, ev.Flag, ev.ChangeDate = 700, demo.OrgDemo, demo.Flag, time.Now().UTC()
+	ev.ID, ev.Org, ev.Flag, ev.ChangeDate = 700, demo.OrgDemo, authz.DefaultFlag, time.Now().UTC()
 	id := fx.publish(ev)
 	fx.waitCommitted()
 	outcome, _ := fx.outcome(id)
@@ -582,7 +583,7 @@ func TestRedriveAfterTheCauseIsFixed(t *testing.T) {
 	// ...the row is repaired, and the operator re-drives the event.
 	_, err := fx.db.SQL.ExecContext(fx.ctx, fx.db.Rebind(`INSERT INTO waffle_utils_waffleflagcourseoverridemodel
 		(id, change_date, enabled, waffle_flag, course_id, override_choice, note, changed_by_id) VALUES (?, ?, ?, ?, ?, ?, '', NULL)`),
-		ev.ID, ev.ChangeDate, true, demo.Flag, demo.CourseIntro, "on")
+		ev.ID, ev.ChangeDate, true, authz.DefaultFlag, demo.CourseIntro, "on")
 	require.NoError(t, err)
 	eng := fx.engine(migrator.Options{})
 	parked, err := eng.Parked(fx.ctx, false)

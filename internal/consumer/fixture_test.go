@@ -10,13 +10,12 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
-	"github.com/twmb/franz-go/pkg/kfake"
 
 	"authz-flag-consumer/internal/consumer"
 	"authz-flag-consumer/internal/demo"
+	"authz-flag-consumer/internal/devstack"
 	"authz-flag-consumer/internal/events"
 	"authz-flag-consumer/internal/migrator"
-	"authz-flag-consumer/internal/registry"
 	"authz-flag-consumer/internal/store"
 	"authz-flag-consumer/internal/testenv"
 )
@@ -49,36 +48,24 @@ type fixture struct {
 }
 
 func newFixture(t testing.TB) *fixture {
-	return newFixtureURL(t, testenv.SQLiteURL(t))
+	return newFixtureURL(t, "")
 }
 
+// newFixtureURL is newFixture on the database at dbURL ("": a SQLite file
+// in the test's temp dir).
 func newFixtureURL(t testing.TB, dbURL string) *fixture {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 
-	cluster, err := kfake.NewCluster(
-		kfake.NumBrokers(1),
-		kfake.SeedTopics(partitions, testTopic),
-		kfake.SeedTopics(1, testDLQ),
-		kfake.GroupMinSessionTimeout(100*time.Millisecond),
-	)
+	st := testenv.Stack(t, devstack.Options{Dir: t.TempDir(), DatabaseURL: dbURL, Seed: true,
+		Topic: testTopic, Partitions: partitions, DeadLetterTopic: testDLQ})
+	rc, err := events.NewRegistryClient(st.RegistryURL, events.RegistryOptions{})
 	require.NoError(t, err)
-	t.Cleanup(cluster.Close)
+	db := st.DB
+	dbURL = st.DatabaseURL
 
-	reg := registry.NewServer()
-	regAddr, err := reg.Serve(ctx, "127.0.0.1:0")
-	require.NoError(t, err)
-	rc, err := events.NewRegistryClient("http://"+regAddr, events.RegistryOptions{})
-	require.NoError(t, err)
-
-	db, err := store.Open(ctx, dbURL)
-	require.NoError(t, err)
-	t.Cleanup(func() { db.Close() })
-	require.NoError(t, db.CreateSchema(ctx))
-	require.NoError(t, demo.Seed(ctx, db))
-
-	brokers := cluster.ListenAddrs()
+	brokers := st.Brokers
 	w := &kafka.Writer{
 		Addr:         kafka.TCP(brokers...),
 		Balancer:     consumer.KeyPartitioner{},

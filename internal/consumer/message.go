@@ -2,7 +2,6 @@ package consumer
 
 import (
 	"errors"
-	"fmt"
 	"strconv"
 
 	"github.com/segmentio/kafka-go"
@@ -62,10 +61,6 @@ func change(ev events.Event) migrator.Change {
 		ChangeDate:     o.ChangeDate,
 		ChangedBy:      o.ChangedBy,
 	}
-}
-
-func sourceID(m kafka.Message) string {
-	return fmt.Sprintf("%s/%d/%d", m.Topic, m.Partition, m.Offset)
 }
 
 // malformed classifies a decode error: park (with reason and detail) or retry.

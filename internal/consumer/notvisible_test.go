@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"authz-flag-consumer/internal/authz"
 	"authz-flag-consumer/internal/demo"
 	"authz-flag-consumer/internal/migrator"
 )
@@ -22,7 +23,7 @@ func TestInvisibleRowHoldsUpNothingButItsOwnOffset(t *testing.T) {
 	fx.start(opts)
 
 	late := course(demo.CourseIntro, "on")
-	late.ID, late.Org, late.Flag, late.ChangeDate = 700, demo.OrgDemo, demo.Flag, time.Now().UTC()
+	late.ID, late.Org, late.Flag, late.ChangeDate = 700, demo.OrgDemo, authz.DefaultFlag, time.Now().UTC()
 	lateID := fx.publish(late)
 	fx.eventually("the late event set aside", func() bool { return fx.retryCount("not_visible") > 0 })
 
@@ -60,7 +61,7 @@ func TestInvisibleRowHoldsUpNothingButItsOwnOffset(t *testing.T) {
 	// The row commits: the late event settles and everything is committed.
 	_, err = fx.db.SQL.ExecContext(fx.ctx, fx.db.Rebind(`INSERT INTO waffle_utils_waffleflagcourseoverridemodel
 		(id, change_date, enabled, waffle_flag, course_id, override_choice, note, changed_by_id) VALUES (?, ?, ?, ?, ?, ?, '', NULL)`),
-		late.ID, late.ChangeDate, true, demo.Flag, demo.CourseIntro, "on")
+		late.ID, late.ChangeDate, true, authz.DefaultFlag, demo.CourseIntro, "on")
 	require.NoError(t, err)
 	fx.waitCommitted()
 	s := fx.settledFor(lateID)

@@ -1,11 +1,11 @@
 package consumer
 
 import (
-	"fmt"
 	"sort"
 
 	"github.com/segmentio/kafka-go"
 
+	"authz-flag-consumer/internal/eventid"
 	"authz-flag-consumer/internal/events"
 	"authz-flag-consumer/internal/migrator"
 )
@@ -29,7 +29,7 @@ func Redrive(p migrator.ParkedEvent) kafka.Message {
 	for _, k := range keys {
 		hs = append(hs, kafka.Header{Key: k, Value: []byte(p.Headers[k])})
 	}
-	hs = append(hs, kafka.Header{Key: HeaderRedriveOf, Value: fmt.Appendf(nil, "%s/%d/%d", p.Topic, p.Partition, p.Offset)})
+	hs = append(hs, kafka.Header{Key: HeaderRedriveOf, Value: []byte(eventid.Format(p.Topic, p.Partition, p.Offset))})
 	return kafka.Message{Topic: p.Topic, Partition: p.Partition, Key: p.Key, Value: p.Value, Headers: hs}
 }
 

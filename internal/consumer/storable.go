@@ -9,6 +9,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"authz-flag-consumer/internal/eventid"
+	"authz-flag-consumer/internal/events"
 	"authz-flag-consumer/internal/migrator"
 )
 
@@ -36,9 +38,9 @@ const ReasonBadEventID = "bad_event_id"
 // replaced by "sha256:<hex>" of its bytes, the same on every redelivery,
 // and why says so; why is "" otherwise.
 func eventID(m kafka.Message) (id, why string) {
-	raw := header(m, "ce_id")
+	raw := header(m, events.HeaderID)
 	if raw == "" {
-		if id = sourceID(m); unstorable(id) != "" {
+		if id = eventid.Format(m.Topic, m.Partition, m.Offset); unstorable(id) != "" {
 			return hashID(id), "" // a topic name near Kafka's 249-character limit
 		}
 		return id, ""

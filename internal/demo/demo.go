@@ -6,19 +6,16 @@
 package demo
 
 import (
-	"authz-flag-consumer/internal/authz"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"time"
 
+	"authz-flag-consumer/internal/authz"
 	"authz-flag-consumer/internal/events"
 	"authz-flag-consumer/internal/store"
 )
-
-// Flag is the waffle flag the service watches by default.
-const Flag = "authz.enable_course_authoring"
 
 // Role is one legacy student_courseaccessrole row. An empty CourseID is an
 // org-wide role.
@@ -77,7 +74,7 @@ const Admin = "demo_admin"
 // watched waffle flag (off for everyone), the users and the legacy roles.
 // Rows already there are kept, so Seed may run twice.
 func Seed(ctx context.Context, db *store.DB) error {
-	if err := EnsureFlag(ctx, db, Flag); err != nil {
+	if err := EnsureFlag(ctx, db, authz.DefaultFlag); err != nil {
 		return err
 	}
 	if _, err := EnsureUser(ctx, db, Admin); err != nil {
@@ -261,7 +258,7 @@ func Save(ctx context.Context, db *store.DB, o Override) (Override, error) {
 		return o, fmt.Errorf("save override of %s: scope type %q is neither course nor org", o.ScopeKey, o.ScopeType)
 	}
 	if o.Flag == "" {
-		o.Flag = Flag
+		o.Flag = authz.DefaultFlag
 	}
 	if o.ChangeDate.IsZero() {
 		o.ChangeDate = time.Now().UTC()

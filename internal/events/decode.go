@@ -1,8 +1,6 @@
 package events
 
 import (
-	"authz-flag-consumer/internal/authz"
-
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -18,6 +16,8 @@ import (
 
 	"github.com/hamba/avro/v2"
 
+	"authz-flag-consumer/internal/authz"
+	"authz-flag-consumer/internal/eventid"
 	"authz-flag-consumer/schemas"
 )
 
@@ -90,11 +90,11 @@ var ceTypeRe = regexp.MustCompile(`^(.+)\.v([0-9]+)$`)
 // read before the failure (ID, and Type/Source/Time once ce_type passed),
 // for parking and logs.
 func (d *Decoder) Decode(ctx context.Context, m Message) (Event, error) {
-	ev := Event{ID: fallbackID(m), Time: m.Time}
-	if id, ok := m.Header("ce_id"); ok && id != "" {
+	ev := Event{ID: eventid.Format(m.Topic, m.Partition, m.Offset), Time: m.Time}
+	if id, ok := m.Header(HeaderID); ok && id != "" {
 		ev.ID = id
 	}
-	ceType, ok := m.Header("ce_type")
+	ceType, ok := m.Header(HeaderType)
 	if !ok || ceType == "" {
 		return ev, malformed(ReasonBadCEType, "no ce_type header")
 	}
@@ -122,7 +122,7 @@ func (d *Decoder) Decode(ctx context.Context, m Message) (Event, error) {
 		}
 	}
 
-	ct, ok := m.Header("content-type")
+	ct, ok := m.Header(HeaderContentType)
 	if !ok {
 		ct, _ = m.Header("ce_datacontenttype")
 	}

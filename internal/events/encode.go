@@ -161,10 +161,10 @@ func (e *Encoder) headers(contentType string, now time.Time) []Header {
 	h := func(k, v string) Header { return Header{Key: k, Value: []byte(v)} }
 	return []Header{
 		h("ce_specversion", "1.0"),
-		h("content-type", contentType),
+		h(HeaderContentType, contentType),
 		h("ce_datacontenttype", contentType),
-		h("ce_type", EventTypeV1),
-		h("ce_id", e.opts.NewID()),
+		h(HeaderType, EventTypeV1),
+		h(HeaderID, e.opts.NewID()),
 		h("ce_source", e.opts.Source),
 		h("ce_time", FormatTime(now)),
 		h("ce_minorversion", "0"),

@@ -2,7 +2,6 @@ package events
 
 import (
 	"encoding/binary"
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -17,8 +16,14 @@ const (
 	EventTypeBase = "org.openedx.platform.waffle_flag_override.changed"
 	// EventTypeV1 is the only major version this consumer understands.
 	EventTypeV1 = EventTypeBase + ".v1"
-	// TopicBase is the un-prefixed topic; see FullTopic.
-	TopicBase = "waffle-flag-override-lifecycle"
+)
+
+// Headers of an event's message that this package reads and writes, as
+// edx-event-bus-kafka sets them.
+const (
+	HeaderID          = "ce_id" // the event's UUID, its idempotency key
+	HeaderType        = "ce_type"
+	HeaderContentType = "content-type"
 )
 
 // Scope types.
@@ -94,16 +99,6 @@ func (o Override) KeySupported() bool {
 	return o.KeyKind == authz.KeyOrg || o.KeyKind == authz.KeyCourseV1
 }
 
-// FullTopic returns the topic as edx-event-bus-kafka names it: the base
-// topic behind EVENT_BUS_TOPIC_PREFIX and a dash, or the base alone when
-// the prefix is empty.
-func FullTopic(prefix string) string {
-	if prefix == "" {
-		return TopicBase
-	}
-	return prefix + "-" + TopicBase
-}
-
 // ValueRecordName is the full name of the value record; with
 // TopicRecordNameStrategy it names the value subject.
 const ValueRecordName = EventTypeV1 + ".CloudEvent"
@@ -118,10 +113,6 @@ func KeySubject(topic string) string { return topic + "-string" }
 // ValueSubject is the registry subject of the value schema on topic:
 // "<topic>-org.openedx.platform.waffle_flag_override.changed.v1.CloudEvent".
 func ValueSubject(topic string) string { return topic + "-" + ValueRecordName }
-
-func fallbackID(m Message) string {
-	return fmt.Sprintf("%s/%d/%d", m.Topic, m.Partition, m.Offset)
-}
 
 // KeyText is a message key as logs show it: the scope key itself, whether
 // the key is Confluent-framed Avro (magic byte, schema id, Avro string) or

@@ -72,8 +72,6 @@ func TestPartitionMatchesKafkaGoCRC32Balancer(t *testing.T) {
 }
 
 func TestNames(t *testing.T) {
-	require.Equal(t, "waffle-flag-override-lifecycle", events.FullTopic(""))
-	require.Equal(t, "dev-waffle-flag-override-lifecycle", events.FullTopic("dev"))
 	require.Equal(t, "t-string", events.KeySubject("t"))
 	require.Equal(t, "t-org.openedx.platform.waffle_flag_override.changed.v1.CloudEvent", events.ValueSubject("t"))
 }

@@ -1,9 +1,6 @@
 package migrator
 
 import (
-	"authz-flag-consumer/internal/authz"
-	"github.com/google/uuid"
-
 	"context"
 	"database/sql"
 	"database/sql/driver"
@@ -15,6 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
+	"authz-flag-consumer/internal/authz"
 	"authz-flag-consumer/internal/lock"
 	"authz-flag-consumer/internal/store"
 )
@@ -41,9 +41,6 @@ type Options struct {
 	Fault func(point string) error
 }
 
-// DefaultFlag is the waffle flag the service watches by default.
-const DefaultFlag = "authz.enable_course_authoring"
-
 // Engine runs migrations and handles flag-change events against one database.
 // It is safe for concurrent use: every run takes its org's advisory lock.
 type Engine struct {
@@ -55,7 +52,7 @@ type Engine struct {
 // New returns an Engine on db.
 func New(db *store.DB, opts Options) *Engine {
 	if opts.WatchedFlag == "" {
-		opts.WatchedFlag = DefaultFlag
+		opts.WatchedFlag = authz.DefaultFlag
 	}
 	if opts.LockTimeout <= 0 {
 		opts.LockTimeout = 30 * time.Second

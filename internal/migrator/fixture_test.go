@@ -1,8 +1,6 @@
 package migrator_test
 
 import (
-	"authz-flag-consumer/internal/authz"
-
 	"context"
 	"fmt"
 	"sort"
@@ -12,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"authz-flag-consumer/internal/authz"
 	"authz-flag-consumer/internal/migrator"
 	"authz-flag-consumer/internal/store"
 	"authz-flag-consumer/internal/testenv"
@@ -154,7 +153,7 @@ func (fx *fixture) override(st migrator.ScopeType, key string, enabled bool, cho
 		table, col = "waffle_utils_waffleflagorgoverridemodel", "org"
 	}
 	fx.exec(fmt.Sprintf("INSERT INTO %s (change_date, enabled, waffle_flag, %s, override_choice, note) VALUES (?, ?, ?, ?, ?, '')", table, col),
-		fx.clock, enabled, migrator.DefaultFlag, key, choice)
+		fx.clock, enabled, authz.DefaultFlag, key, choice)
 	var id int64
 	require.NoError(fx.t, fx.db.SQL.QueryRowContext(fx.ctx, fx.db.Rebind("SELECT MAX(id) FROM "+table)).Scan(&id))
 	return id
@@ -181,7 +180,7 @@ func (fx *fixture) event(id string, st migrator.ScopeType, key string, record in
 		org, _ = authz.CourseV1Org(key)
 	}
 	res, err := fx.eng.Handle(fx.ctx, migrator.Source{EventID: id, Topic: "t", Partition: 0, Offset: 1},
-		migrator.Change{Flag: migrator.DefaultFlag, ScopeType: st, ScopeKey: key, Org: org, RecordID: record, Enabled: true})
+		migrator.Change{Flag: authz.DefaultFlag, ScopeType: st, ScopeKey: key, Org: org, RecordID: record, Enabled: true})
 	require.NoError(fx.t, err)
 	return res
 }

@@ -1,8 +1,6 @@
 package migrator
 
 import (
-	"authz-flag-consumer/internal/authz"
-
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -10,6 +8,9 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"authz-flag-consumer/internal/authz"
+	"authz-flag-consumer/internal/eventid"
 )
 
 // Handle acts on one flag-change event once. Under the org's advisory lock
@@ -171,7 +172,7 @@ type ParkedEvent struct {
 // (a redelivery) keeps one row.
 func (e *Engine) Park(ctx context.Context, p ParkedEvent) error {
 	if p.EventID == "" {
-		p.EventID = fmt.Sprintf("%s/%d/%d", p.Topic, p.Partition, p.Offset)
+		p.EventID = eventid.Format(p.Topic, p.Partition, p.Offset)
 	}
 	headers, _ := json.Marshal(p.Headers)
 	now := e.now()

@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"authz-flag-consumer/internal/authz"
 	"authz-flag-consumer/internal/migrator"
 )
 
@@ -80,7 +81,7 @@ func TestEventsReconcileTheirScope(t *testing.T) {
 		require.Equal(t, migrator.OutcomeNoop, fx.event("e2-replayed-with-new-id", migrator.CourseScope, c1, again).Outcome)
 
 		// An override row not committed yet.
-		_, err = fx.eng.Handle(fx.ctx, migrator.Source{EventID: "e8"}, migrator.Change{Flag: migrator.DefaultFlag,
+		_, err = fx.eng.Handle(fx.ctx, migrator.Source{EventID: "e8"}, migrator.Change{Flag: authz.DefaultFlag,
 			ScopeType: migrator.CourseScope, ScopeKey: c1, Org: "OrgX", RecordID: 9999})
 		require.True(t, errors.Is(err, migrator.ErrNotVisible), "%v", err)
 		require.True(t, migrator.IsTransient(err))
@@ -89,7 +90,7 @@ func TestEventsReconcileTheirScope(t *testing.T) {
 		res, err = fx.eng.Handle(fx.ctx, migrator.Source{EventID: "e9"}, migrator.Change{Flag: "some.other_flag", ScopeType: migrator.OrgScope, ScopeKey: "OrgX", RecordID: 1})
 		require.NoError(t, err)
 		require.Equal(t, migrator.OutcomeIgnored, res.Outcome)
-		res, err = fx.eng.Handle(fx.ctx, migrator.Source{EventID: "e10"}, migrator.Change{Flag: migrator.DefaultFlag, ScopeType: migrator.CourseScope, ScopeKey: "OrgX/C1/2024", RecordID: 1})
+		res, err = fx.eng.Handle(fx.ctx, migrator.Source{EventID: "e10"}, migrator.Change{Flag: authz.DefaultFlag, ScopeType: migrator.CourseScope, ScopeKey: "OrgX/C1/2024", RecordID: 1})
 		require.NoError(t, err)
 		require.Equal(t, migrator.OutcomeIgnored, res.Outcome)
 		require.ElementsMatch(t, []string{"e1|ran", "e1-again|noop", "e1-replayed-with-new-id|noop", "e10|ignored", "e2|noop", "e2-replayed-with-new-id|noop", "e3|ran", "e4|ran", "e5|ran", "e6|noop", "e7|ran", "e9|ignored"},
@@ -150,7 +151,7 @@ func TestHandleQuickStopsBeforeARun(t *testing.T) {
 		fx.legacy("s1", "OrgX", c1, "staff")
 		off := fx.override(migrator.CourseScope, c1, true, "off") // off -> off: no-op
 		ch := func(rec int64) migrator.Change {
-			return migrator.Change{Flag: migrator.DefaultFlag, ScopeType: migrator.CourseScope, ScopeKey: c1, Org: "OrgX", RecordID: rec}
+			return migrator.Change{Flag: authz.DefaultFlag, ScopeType: migrator.CourseScope, ScopeKey: c1, Org: "OrgX", RecordID: rec}
 		}
 		item := func(id string, c migrator.Change) migrator.Item {
 			return migrator.Item{Source: migrator.Source{EventID: id, Topic: "t"}, Change: c}
@@ -188,7 +189,7 @@ func TestDelayedAndStaleEventsReconcile(t *testing.T) {
 		fx.legacy("s2", "OrgX", c2, "staff")
 		quick := func(id string, key string, rec int64) migrator.Result {
 			res, err := fx.eng.HandleQuick(fx.ctx, []migrator.Item{{Source: migrator.Source{EventID: id}, Change: migrator.Change{
-				Flag: migrator.DefaultFlag, ScopeType: migrator.CourseScope, ScopeKey: key, Org: "OrgX", RecordID: rec}}})
+				Flag: authz.DefaultFlag, ScopeType: migrator.CourseScope, ScopeKey: key, Org: "OrgX", RecordID: rec}}})
 			require.NoError(t, err)
 			if len(res) == 0 {
 				return fx.event(id, migrator.CourseScope, key, rec)
@@ -212,9 +213,9 @@ func TestDelayedAndStaleEventsReconcile(t *testing.T) {
 		b2 := fx.override(migrator.CourseScope, c2, true, "off")
 		b3 := fx.override(migrator.CourseScope, c2, true, "off")
 		res2, err := fx.eng.HandleQuick(fx.ctx, []migrator.Item{
-			{Source: migrator.Source{EventID: "b1"}, Change: migrator.Change{Flag: migrator.DefaultFlag, ScopeType: migrator.CourseScope, ScopeKey: c2, Org: "OrgX", RecordID: b1}},
-			{Source: migrator.Source{EventID: "b2"}, Change: migrator.Change{Flag: migrator.DefaultFlag, ScopeType: migrator.CourseScope, ScopeKey: c2, Org: "OrgX", RecordID: b2}},
-			{Source: migrator.Source{EventID: "b3"}, Change: migrator.Change{Flag: migrator.DefaultFlag, ScopeType: migrator.CourseScope, ScopeKey: c2, Org: "OrgX", RecordID: b3}},
+			{Source: migrator.Source{EventID: "b1"}, Change: migrator.Change{Flag: authz.DefaultFlag, ScopeType: migrator.CourseScope, ScopeKey: c2, Org: "OrgX", RecordID: b1}},
+			{Source: migrator.Source{EventID: "b2"}, Change: migrator.Change{Flag: authz.DefaultFlag, ScopeType: migrator.CourseScope, ScopeKey: c2, Org: "OrgX", RecordID: b2}},
+			{Source: migrator.Source{EventID: "b3"}, Change: migrator.Change{Flag: authz.DefaultFlag, ScopeType: migrator.CourseScope, ScopeKey: c2, Org: "OrgX", RecordID: b3}},
 		})
 		require.NoError(t, err)
 		require.Equal(t, []migrator.Outcome{migrator.OutcomeNoop, migrator.OutcomeNoop, migrator.OutcomeNoop},

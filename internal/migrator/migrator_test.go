@@ -1,8 +1,6 @@
 package migrator_test
 
 import (
-	"authz-flag-consumer/internal/authz"
-
 	"errors"
 	"fmt"
 	"strings"
@@ -12,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"authz-flag-consumer/internal/authz"
 	"authz-flag-consumer/internal/lock"
 	"authz-flag-consumer/internal/migrator"
 	"authz-flag-consumer/internal/store"
@@ -295,7 +294,7 @@ func TestManualRunBehindAHeldLockIsSkipped(t *testing.T) {
 
 			// An event-driven run treats the held lock as transient instead.
 			on := fx.override(migrator.CourseScope, c1, true, "on")
-			_, err = eng.Handle(fx.ctx, migrator.Source{EventID: "e1"}, migrator.Change{Flag: migrator.DefaultFlag,
+			_, err = eng.Handle(fx.ctx, migrator.Source{EventID: "e1"}, migrator.Change{Flag: authz.DefaultFlag,
 				ScopeType: migrator.CourseScope, ScopeKey: c1, Org: "OrgX", RecordID: on})
 			require.ErrorIs(t, err, lock.ErrTimeout)
 			require.True(t, migrator.IsTransient(err))

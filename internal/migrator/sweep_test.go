@@ -5,6 +5,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"authz-flag-consumer/internal/authz"
 	"authz-flag-consumer/internal/demo"
 	"authz-flag-consumer/internal/migrator"
 	"authz-flag-consumer/internal/store"
@@ -51,7 +52,7 @@ func TestSweepHealsLostEvents(t *testing.T) {
 		fx.exec("UPDATE waffle_utils_waffleflagcourseoverridemodel SET id = ? WHERE id = ?", low+100, low)
 		fx.sweep(false) // sees the high id and moves the watermark above it
 		fx.exec("INSERT INTO waffle_utils_waffleflagcourseoverridemodel (id, change_date, enabled, waffle_flag, course_id, override_choice, note) VALUES (?, ?, ?, ?, ?, ?, '')",
-			low+99, fx.clock, true, migrator.DefaultFlag, c1, "off")
+			low+99, fx.clock, true, authz.DefaultFlag, c1, "off")
 		res = fx.sweep(false)
 		require.Equal(t, 1, res.Scopes, "only the late row's scope: it was a gap below the watermark")
 		require.Equal(t, 1, res.Runs, "the late row below the watermark was seen")
@@ -93,7 +94,7 @@ func TestSweepGlobalFlip(t *testing.T) {
 
 func (fx *fixture) setEveryone(on bool) {
 	fx.t.Helper()
-	require.NoError(fx.t, demo.SetEveryone(fx.ctx, fx.db, migrator.DefaultFlag, &on))
+	require.NoError(fx.t, demo.SetEveryone(fx.ctx, fx.db, authz.DefaultFlag, &on))
 }
 
 // jsonField is the SQL that reads a top-level string field of a JSON column.

@@ -1,6 +1,8 @@
 // Package testenv gives tests of other packages the real servers of the
 // service tier: a fresh database per test on MariaDB or PostgreSQL,
-// a SQLite file in the test's temp dir, and the real Kafka broker.
+// a SQLite file in the test's temp dir, and the real Kafka broker; and,
+// with Stack, the in-process stack of internal/devstack (SQLite, a kfake
+// broker, the schema registry) that needs no server.
 //
 // The servers are started outside the tests by repo scripts, which print the
 // environment variables read here:

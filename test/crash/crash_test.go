@@ -23,12 +23,12 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
-	"github.com/twmb/franz-go/pkg/kfake"
 
+	"authz-flag-consumer/internal/authz"
 	"authz-flag-consumer/internal/consumer"
 	"authz-flag-consumer/internal/demo"
+	"authz-flag-consumer/internal/devstack"
 	"authz-flag-consumer/internal/events"
-	"authz-flag-consumer/internal/registry"
 	"authz-flag-consumer/internal/store"
 	"authz-flag-consumer/internal/testenv"
 )
@@ -131,19 +131,8 @@ func TestSIGKILLAtRandomPointsEndsInSameDatabase(t *testing.T) {
 // dead-letter topic, and a schema registry, both on 127.0.0.1.
 func newHarness(t *testing.T, bin, dir string) harness {
 	t.Helper()
-	cluster, err := kfake.NewCluster(
-		kfake.NumBrokers(1),
-		kfake.SeedTopics(partitions, topic),
-		kfake.SeedTopics(1, dlq),
-		kfake.GroupMinSessionTimeout(100*time.Millisecond),
-	)
-	require.NoError(t, err)
-	t.Cleanup(cluster.Close)
-	regCtx, stopRegistry := context.WithCancel(context.Background())
-	t.Cleanup(stopRegistry)
-	regAddr, err := registry.NewServer().Serve(regCtx, "127.0.0.1:0")
-	require.NoError(t, err)
-	return harness{t: t, bin: bin, dir: dir, brokers: cluster.ListenAddrs(), regURL: "http://" + regAddr}
+	st := testenv.Stack(t, devstack.Options{Topic: topic, Partitions: partitions, DeadLetterTopic: dlq})
+	return harness{t: t, bin: bin, dir: dir, brokers: st.Brokers, regURL: st.RegistryURL}
 }
 
 // buildConsumer builds the consumer binary into dir.
@@ -270,7 +259,7 @@ func prepareData(t *testing.T, ctx context.Context, url string, s stream) {
 	require.NoError(t, err)
 	defer db.Close()
 	require.NoError(t, db.CreateSchema(ctx))
-	require.NoError(t, demo.EnsureFlag(ctx, db, demo.Flag))
+	require.NoError(t, demo.EnsureFlag(ctx, db, authz.DefaultFlag))
 	require.NoError(t, demo.AddRoles(ctx, db, s.roles...))
 }
 

@@ -118,7 +118,7 @@ func TestSIGKILLDuringSweepsHealsLostEvents(t *testing.T) {
 	var maxCourse, maxOrg int64
 	allLost := map[string]bool{}
 	for i, o := range saved {
-		if o.Flag != demo.Flag {
+		if o.Flag != authz.DefaultFlag {
 			continue
 		}
 		if o.ScopeType == "course" && strings.HasPrefix(o.ScopeKey, authz.CourseV1Prefix) {
@@ -387,7 +387,7 @@ type oracle struct {
 func newOracle(saved []demo.Override) oracle {
 	o := oracle{course: map[string]demo.Override{}, org: map[string]demo.Override{}}
 	for _, s := range saved {
-		if s.Flag != demo.Flag {
+		if s.Flag != authz.DefaultFlag {
 			continue
 		}
 		if s.ScopeType == "org" {

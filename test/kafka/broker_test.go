@@ -18,6 +18,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
+
+	"authz-flag-consumer/internal/testenv"
 )
 
 // privateBroker is a single-node KRaft broker of one test, run from the
@@ -39,6 +41,7 @@ type privateBroker struct {
 // broker is not started.
 func newPrivateBroker(t testing.TB) *privateBroker {
 	t.Helper()
+	testenv.SkipShort(t, "a private Kafka broker (a JVM on the jars scripts/kafka.sh fetches)")
 	libs := kafkaLibs(t)
 	java := "java"
 	if home := os.Getenv("JAVA_HOME"); home != "" {

@@ -13,6 +13,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
 
+	"authz-flag-consumer/internal/authz"
 	"authz-flag-consumer/internal/consumer"
 	"authz-flag-consumer/internal/demo"
 	"authz-flag-consumer/internal/store"
@@ -159,7 +160,7 @@ func newTestDB(t testing.TB, kind string, p Plan) *testDB {
 	db, err := store.Open(ctx, dbURL)
 	require.NoError(t, err)
 	t.Cleanup(func() { db.Close() })
-	require.NoError(t, demo.EnsureFlag(ctx, db, demo.Flag))
+	require.NoError(t, demo.EnsureFlag(ctx, db, authz.DefaultFlag))
 	require.NoError(t, demo.AddRoles(ctx, db, p.Roles...))
 	return &testDB{url: dbURL, db: db}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
 
+	"authz-flag-consumer/internal/authz"
 	"authz-flag-consumer/internal/consumer"
 	"authz-flag-consumer/internal/demo"
 	"authz-flag-consumer/internal/events"
@@ -289,7 +290,7 @@ type floodKind struct {
 
 func floodKinds(t testing.TB, pub *kPublisher) []floodKind {
 	t.Helper()
-	o := demo.Override{ID: 1, ScopeType: "course", ScopeKey: "course-v1:Flood+C1+2024", Org: "Flood", Flag: demo.Flag,
+	o := demo.Override{ID: 1, ScopeType: "course", ScopeKey: "course-v1:Flood+C1+2024", Org: "Flood", Flag: authz.DefaultFlag,
 		Enabled: true, Choice: "on", ChangeDate: time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)}
 	avroMsg, err := pub.enc.Encode(pub.ctx, pub.topic, o.Event())
 	require.NoError(t, err)
@@ -303,7 +304,7 @@ func floodKinds(t testing.TB, pub *kPublisher) []floodKind {
 	withJSON := func(mutate func(map[string]any)) func(int) kafka.Message {
 		return func(i int) kafka.Message {
 			v := map[string]any{
-				"waffle_flag": demo.Flag, "scope_type": "course", "scope_key": o.ScopeKey, "org": o.Org,
+				"waffle_flag": authz.DefaultFlag, "scope_type": "course", "scope_key": o.ScopeKey, "org": o.Org,
 				"enabled": true, "override_choice": "on", "record_id": 1, "change_date": "2024-05-01T12:00:00Z", "changed_by": "",
 			}
 			mutate(v)

@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"strings"
 
+	"authz-flag-consumer/internal/authz"
 	"authz-flag-consumer/internal/demo"
 )
 
@@ -55,7 +56,7 @@ func New(seed uint64, id int, prefix string) *Case {
 		}
 	}
 	for range 2 + rng.IntN(7) {
-		o := demo.Override{Flag: demo.Flag, Enabled: rng.IntN(5) > 0, Choice: []string{"on", "off"}[rng.IntN(2)]}
+		o := demo.Override{Flag: authz.DefaultFlag, Enabled: rng.IntN(5) > 0, Choice: []string{"on", "off"}[rng.IntN(2)]}
 		org := c.Orgs[rng.IntN(len(c.Orgs))]
 		if rng.IntN(3) == 0 {
 			o.ScopeType, o.ScopeKey = "org", org
