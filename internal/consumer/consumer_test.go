@@ -207,8 +207,8 @@ func TestOverrideRowNeverVisibleIsParked(t *testing.T) {
 	outcome, _ = fx.outcome(laterID)
 	require.Equal(t, "ran", outcome)
 	dl := fx.deadLetters(1)
-	require.Equal(t, consumer.ReasonNotVisible, headerOf(dl[0], consumer.HeaderParkedReason))
-	require.Equal(t, id, headerOf(dl[0], "ce_id"))
+	require.Equal(t, consumer.ReasonNotVisible, consumer.Header(dl[0], consumer.HeaderParkedReason))
+	require.Equal(t, id, consumer.Header(dl[0], "ce_id"))
 }
 
 // With the sweep on, an event whose override row does not become visible
@@ -309,12 +309,12 @@ func TestMalformedEventsAreParkedAndPartitionMovesOn(t *testing.T) {
 		require.Equal(t, c.reason, parked[i].Reason)
 		require.Equal(t, ceIDs[c.reason], parked[i].EventID)
 		m := dl[i]
-		require.Equal(t, c.reason, headerOf(m, consumer.HeaderParkedReason))
-		require.NotEmpty(t, headerOf(m, consumer.HeaderParkedDetail))
-		require.Equal(t, testTopic, headerOf(m, consumer.HeaderOriginalTopic))
-		require.Equal(t, fmt.Sprint(parked[i].Partition), headerOf(m, consumer.HeaderOriginalPartition))
-		require.Equal(t, fmt.Sprint(parked[i].Offset), headerOf(m, consumer.HeaderOriginalOffset))
-		require.Equal(t, ceIDs[c.reason], headerOf(m, "ce_id"), "original headers are kept")
+		require.Equal(t, c.reason, consumer.Header(m, consumer.HeaderParkedReason))
+		require.NotEmpty(t, consumer.Header(m, consumer.HeaderParkedDetail))
+		require.Equal(t, testTopic, consumer.Header(m, consumer.HeaderOriginalTopic))
+		require.Equal(t, fmt.Sprint(parked[i].Partition), consumer.Header(m, consumer.HeaderOriginalPartition))
+		require.Equal(t, fmt.Sprint(parked[i].Offset), consumer.Header(m, consumer.HeaderOriginalOffset))
+		require.Equal(t, ceIDs[c.reason], consumer.Header(m, "ce_id"), "original headers are kept")
 		require.Equal(t, cases[i].msg.Value, m.Value, "original value is kept")
 		require.Equal(t, avro.Key, m.Key, "original key is kept")
 	}

@@ -314,17 +314,7 @@ func (fx *fixture) dump() demo.Dump {
 // deadLetters reads every message of the dead-letter topic.
 func (fx *fixture) deadLetters(n int) []kafka.Message {
 	fx.t.Helper()
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: fx.brokers, Topic: testDLQ, Partition: 0, MaxWait: 100 * time.Millisecond})
-	defer r.Close()
-	ctx, cancel := context.WithTimeout(fx.ctx, waitLimit)
-	defer cancel()
-	var out []kafka.Message
-	for len(out) < n {
-		m, err := r.ReadMessage(ctx)
-		require.NoError(fx.t, err, "read dead-letter topic (%d of %d)", len(out), n)
-		out = append(out, m)
-	}
-	return out
+	return testenv.ReadMessages(fx.t, kafka.ReaderConfig{Brokers: fx.brokers, Topic: testDLQ, Partition: 0, MaxWait: 100 * time.Millisecond}, n, waitLimit)
 }
 
 func keys(m map[int]int64) []int {
@@ -333,15 +323,6 @@ func keys(m map[int]int64) []int {
 		out = append(out, k)
 	}
 	return out
-}
-
-func headerOf(m kafka.Message, key string) string {
-	for _, h := range m.Headers {
-		if h.Key == key {
-			return string(h.Value)
-		}
-	}
-	return ""
 }
 
 // testMetrics counts retries by reason for tests that wait on a retry.

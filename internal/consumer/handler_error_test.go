@@ -55,8 +55,8 @@ func TestPermanentHandlerErrorIsParkedAndPartitionMovesOn(t *testing.T) {
 	require.Equal(t, consumer.ReasonHandlerError, parked[0].Reason)
 	require.Contains(t, parked[0].Detail, "runs of this course are refused")
 	dl := fx.deadLetters(1)
-	require.Equal(t, consumer.ReasonHandlerError, headerOf(dl[0], consumer.HeaderParkedReason))
-	require.Equal(t, badID, headerOf(dl[0], "ce_id"))
+	require.Equal(t, consumer.ReasonHandlerError, consumer.Header(dl[0], consumer.HeaderParkedReason))
+	require.Equal(t, badID, consumer.Header(dl[0], "ce_id"))
 	require.Equal(t, bad.Value, dl[0].Value)
 
 	outcome, runID := fx.outcome(nextID)

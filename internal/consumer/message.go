@@ -75,7 +75,9 @@ func malformed(err error) (reason, detail string, ok bool) {
 	return "", "", false
 }
 
-func header(m kafka.Message, key string) string {
+// Header is the value of m's header key (the last one when it repeats), or
+// "".
+func Header(m kafka.Message, key string) string {
 	for i := len(m.Headers) - 1; i >= 0; i-- {
 		if m.Headers[i].Key == key {
 			return string(m.Headers[i].Value)

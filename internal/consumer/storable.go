@@ -38,7 +38,7 @@ const ReasonBadEventID = "bad_event_id"
 // replaced by "sha256:<hex>" of its bytes, the same on every redelivery,
 // and why says so; why is "" otherwise.
 func eventID(m kafka.Message) (id, why string) {
-	raw := header(m, events.HeaderID)
+	raw := Header(m, events.HeaderID)
 	if raw == "" {
 		if id = eventid.Format(m.Topic, m.Partition, m.Offset); unstorable(id) != "" {
 			return hashID(id), "" // a topic name near Kafka's 249-character limit

@@ -102,8 +102,8 @@ func TestUnstorableValuesEndIgnoredOrParked(t *testing.T) {
 			}
 			dl := fx.deadLetters(len(parkedIDs))
 			for i, m := range dl {
-				require.Equal(t, consumer.ReasonBadEventID, headerOf(m, consumer.HeaderParkedReason))
-				require.Equal(t, parkedCEIDs[i], headerOf(m, "ce_id"), "the dead-letter copy keeps the original ce_id")
+				require.Equal(t, consumer.ReasonBadEventID, consumer.Header(m, consumer.HeaderParkedReason))
+				require.Equal(t, parkedCEIDs[i], consumer.Header(m, "ce_id"), "the dead-letter copy keeps the original ce_id")
 			}
 		})
 	}

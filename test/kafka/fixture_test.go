@@ -197,6 +197,14 @@ func (d *testDB) strings(t testing.TB, q string, args ...any) []string {
 	return out
 }
 
+// save saves an override row as Django does.
+func (d *testDB) save(t testing.TB, o demo.Override) demo.Override {
+	t.Helper()
+	o, err := demo.Save(context.Background(), d.db, o)
+	require.NoError(t, err)
+	return o
+}
+
 func (d *testDB) exec(t testing.TB, q string, args ...any) {
 	t.Helper()
 	_, err := d.db.SQL.ExecContext(context.Background(), d.db.Rebind(q), args...)

@@ -59,34 +59,15 @@ func TestMalformedEventsParked(t *testing.T) {
 	dead := readAll(t, brokers, topic+".parked", partitions)
 	for _, m := range dead {
 		require.Equal(t, "not an event", string(m.Value))
-		require.NotEmpty(t, header(m, consumer.HeaderParkedReason), "dead-letter copy has its reason")
-		require.Equal(t, topic, header(m, consumer.HeaderOriginalTopic))
+		require.NotEmpty(t, consumer.Header(m, consumer.HeaderParkedReason), "dead-letter copy has its reason")
+		require.Equal(t, topic, consumer.Header(m, consumer.HeaderOriginalTopic))
 	}
 	c.stop()
-	t.Logf("malformed events: %d parked (reason %q), then %s", len(parked), header(dead[0], consumer.HeaderParkedReason), tl)
+	t.Logf("malformed events: %d parked (reason %q), then %s", len(parked), consumer.Header(dead[0], consumer.HeaderParkedReason), tl)
 }
 
 // readAll reads n messages of topic from its start, with a group of its own.
 func readAll(t testing.TB, brokers []string, topic string, n int) []kafka.Message {
 	t.Helper()
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, GroupID: topic + "-check", StartOffset: kafka.FirstOffset, MaxWait: 200 * time.Millisecond})
-	defer r.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
-	defer cancel()
-	var out []kafka.Message
-	for len(out) < n {
-		m, err := r.ReadMessage(ctx)
-		require.NoError(t, err, fmt.Sprintf("read %s: %d of %d messages", topic, len(out), n))
-		out = append(out, m)
-	}
-	return out
-}
-
-func header(m kafka.Message, key string) string {
-	for _, h := range m.Headers {
-		if h.Key == key {
-			return string(h.Value)
-		}
-	}
-	return ""
+	return testenv.ReadMessages(t, kafka.ReaderConfig{Brokers: brokers, Topic: topic, GroupID: topic + "-check", StartOffset: kafka.FirstOffset, MaxWait: 200 * time.Millisecond}, n, waitLimit)
 }

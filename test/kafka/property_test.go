@@ -72,11 +72,7 @@ func TestReconcilePropertyRealKafka(t *testing.T) {
 	// Saves happen in order; each case's events are published in a permuted
 	// order, some twice, some never, all cases interleaved while the
 	// consumer works.
-	save := func(o demo.Override) demo.Override {
-		o, err := demo.Save(ctx, db.db, o)
-		require.NoError(t, err)
-		return o
-	}
+	save := func(o demo.Override) demo.Override { return db.save(t, o) }
 	send := func(o demo.Override, times int) { pub.send(t, o, times) }
 	for active := true; active; {
 		active = false

@@ -57,13 +57,8 @@ func TestDatabaseOutageMidBacklog(t *testing.T) {
 	})
 	first.stop()
 
-	ctx := context.Background()
 	pub := newKPublisher(t, brokers, topic)
-	save := func(o demo.Override) demo.Override {
-		o, err := demo.Save(ctx, db.db, o)
-		require.NoError(t, err)
-		return o
-	}
+	save := func(o demo.Override) demo.Override { return db.save(t, o) }
 	sent := 0
 	send := func(o demo.Override, times int) { pub.send(t, o, times); sent += times }
 	for active := true; active; {
@@ -159,7 +154,7 @@ func requireNothingSkipped(t testing.TB, db *testDB, off consumer.Offsets, log m
 			if o >= committed[p] {
 				continue
 			}
-			id := header(m, "ce_id")
+			id := consumer.Header(m, "ce_id")
 			_, ok := outs[id]
 			require.True(t, ok, "partition %d committed to %d past offset %d (event %s) that has no outcome", p, committed[p], o, id)
 		}
@@ -266,7 +261,7 @@ func TestFloodOfMalformedAndFailingEvents(t *testing.T) {
 	dead := readAll(t, brokers, topic+".parked", parked)
 	byReason := map[string]int{}
 	for _, m := range dead {
-		byReason[header(m, consumer.HeaderParkedReason)]++
+		byReason[consumer.Header(m, consumer.HeaderParkedReason)]++
 	}
 	delete(wantAll, "ignored")
 	require.Equal(t, wantAll, byReason, "dead-letter copies by reason")
@@ -336,9 +331,11 @@ func floodKinds(t testing.TB, pub *kPublisher) []floodKind {
 		{events.ReasonScopeOrgMismatch, withJSON(func(v map[string]any) { v["org"] = "Other" })},
 		{events.ReasonBadRecordID, withJSON(func(v map[string]any) { v["record_id"] = -1 })},
 		{events.ReasonBadChangeDate, withJSON(func(v map[string]any) { v["change_date"] = "yesterday" })},
-		{consumer.ReasonBadEventID, withAvro(func(m *kafka.Message) { setHeader(m, "ce_id", "nul\x00"+header(*m, "ce_id")) })},
-		{consumer.ReasonBadEventID, withAvro(func(m *kafka.Message) { setHeader(m, "ce_id", strings.Repeat("x", 10_000)+header(*m, "ce_id")) })},
-		{consumer.ReasonBadEventID, withAvro(func(m *kafka.Message) { setHeader(m, "ce_id", "\xff\xfe"+header(*m, "ce_id")) })},
+		{consumer.ReasonBadEventID, withAvro(func(m *kafka.Message) { setHeader(m, "ce_id", "nul\x00"+consumer.Header(*m, "ce_id")) })},
+		{consumer.ReasonBadEventID, withAvro(func(m *kafka.Message) {
+			setHeader(m, "ce_id", strings.Repeat("x", 10_000)+consumer.Header(*m, "ce_id"))
+		})},
+		{consumer.ReasonBadEventID, withAvro(func(m *kafka.Message) { setHeader(m, "ce_id", "\xff\xfe"+consumer.Header(*m, "ce_id")) })},
 		{"ignored", withJSON(func(v map[string]any) { v["waffle_flag"] = strings.Repeat("f", 10_000) })},
 	}
 }
