@@ -185,10 +185,9 @@ func EnsureUser(ctx context.Context, db *store.DB, username string) (int64, erro
 	if !errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("read user %s: %w", username, err)
 	}
-	id, err = insert(ctx, db, `INSERT INTO auth_user
-		(password, last_login, is_superuser, username, first_name, last_name, email, is_staff, is_active, date_joined)
-		VALUES ('!', NULL, ?, ?, '', '', ?, ?, ?, ?)`,
-		false, username, username+"@example.com", false, true, time.Now().UTC())
+	id, err = db.InsertID(ctx, db.SQL, "auth_user",
+		[]string{"password", "last_login", "is_superuser", "username", "first_name", "last_name", "email", "is_staff", "is_active", "date_joined"},
+		"!", nil, false, username, "", "", username+"@example.com", false, true, time.Now().UTC())
 	if err != nil {
 		return 0, fmt.Errorf("create user %s: %w", username, err)
 	}
@@ -275,9 +274,7 @@ func Save(ctx context.Context, db *store.DB, o Override) (Override, error) {
 		}
 		changedBy = uid
 	}
-	id, err := insert(ctx, db, `INSERT INTO `+table+`
-		(change_date, enabled, waffle_flag, `+keyCol+`, override_choice, note, changed_by_id)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`,
+	id, err := db.InsertID(ctx, db.SQL, table, []string{"change_date", "enabled", "waffle_flag", keyCol, "override_choice", "note", "changed_by_id"},
 		o.ChangeDate, o.Enabled, o.Flag, o.ScopeKey, o.Choice, o.Note, changedBy)
 	if err != nil {
 		return o, fmt.Errorf("save %s override of %s: %w", o.ScopeType, o.ScopeKey, err)
@@ -299,18 +296,4 @@ func (o Override) Event() events.Override {
 		ChangeDate:     o.ChangeDate,
 		ChangedBy:      o.ChangedBy,
 	}
-}
-
-// insert runs an INSERT and returns the new row's id.
-func insert(ctx context.Context, db *store.DB, query string, args ...any) (int64, error) {
-	if db.Returning() {
-		var id int64
-		err := db.SQL.QueryRowContext(ctx, db.Rebind(query+" RETURNING id"), args...).Scan(&id)
-		return id, err
-	}
-	res, err := db.SQL.ExecContext(ctx, db.Rebind(query), args...)
-	if err != nil {
-		return 0, err
-	}
-	return res.LastInsertId()
 }

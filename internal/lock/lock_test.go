@@ -16,10 +16,10 @@ import (
 // case-insensitively, so both select the same rows); another org is not
 // held up; a released lock can be taken again.
 func TestOrgLockIsCaseFolded(t *testing.T) {
-	for name, url := range map[string]func(testing.TB) string{"mysql": testenv.MySQLURL, "postgres": testenv.PostgresURL} {
-		t.Run(name, func(t *testing.T) {
+	for _, d := range testenv.Servers() {
+		t.Run(d.Name, func(t *testing.T) {
 			ctx := context.Background()
-			db, err := store.Open(ctx, url(t))
+			db, err := store.Open(ctx, d.URL(t))
 			require.NoError(t, err)
 			defer db.Close()
 			holder, err := db.SQL.Conn(ctx)
@@ -29,15 +29,15 @@ func TestOrgLockIsCaseFolded(t *testing.T) {
 			require.NoError(t, err)
 			defer other.Close()
 
-			release, err := lock.Acquire(ctx, db.Dialect, holder, "OrgX", time.Second)
+			release, err := lock.Acquire(ctx, db.Driver(), holder, "OrgX", time.Second)
 			require.NoError(t, err)
-			_, err = lock.Acquire(ctx, db.Dialect, other, "orgx", 300*time.Millisecond)
+			_, err = lock.Acquire(ctx, db.Driver(), other, "orgx", 300*time.Millisecond)
 			require.ErrorIs(t, err, lock.ErrTimeout, "orgx is the same lock as OrgX")
-			releaseY, err := lock.Acquire(ctx, db.Dialect, other, "OrgY", time.Second)
+			releaseY, err := lock.Acquire(ctx, db.Driver(), other, "OrgY", time.Second)
 			require.NoError(t, err, "another org is free")
 			require.NoError(t, releaseY(ctx))
 			require.NoError(t, release(ctx))
-			releaseX, err := lock.Acquire(ctx, db.Dialect, other, "ORGX", time.Second)
+			releaseX, err := lock.Acquire(ctx, db.Driver(), other, "ORGX", time.Second)
 			require.NoError(t, err, "free again once released")
 			require.NoError(t, releaseX(ctx))
 		})

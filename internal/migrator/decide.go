@@ -237,7 +237,7 @@ func setApplied(ctx context.Context, t *tx, st ScopeType, keys []string, on bool
 	if runID != 0 {
 		run = runID
 	}
-	for _, chunk := range chunks(keys, rowsPerStatement(t.db.Dialect, 5)) {
+	for _, chunk := range chunks(keys, t.db.RowsPerStatement(5)) {
 		args := append([]any{onOff(on), run, now, string(st)}, anys(chunk)...)
 		res, err := t.exec(ctx, "UPDATE authz_consumer_scope_state SET applied = ?, run_id = ?, updated_at = ? WHERE scope_type = ? AND scope_key IN "+inList(len(chunk)), args...)
 		if err != nil {

@@ -144,7 +144,7 @@ func (q *quickBatch) readPrior(ctx context.Context, items []Item) error {
 	}
 	ids = unique(ids)
 	q.prior = map[string]priorOutcome{}
-	for _, chunk := range chunks(ids, rowsPerStatement(q.t.db.Dialect, 1)) {
+	for _, chunk := range chunks(ids, q.t.db.RowsPerStatement(1)) {
 		rows, err := q.t.query(ctx, "SELECT event_id, outcome, run_id, direction, detail FROM authz_consumer_event WHERE event_id IN "+inList(len(chunk)), anys(chunk)...)
 		if err != nil {
 			return fmt.Errorf("read outcomes of events: %w", err)

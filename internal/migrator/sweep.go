@@ -68,7 +68,7 @@ func (e *Engine) Sweep(ctx context.Context, o SweepOptions) (SweepResult, error)
 		return res, fmt.Errorf("sweep: get connection: %w", err)
 	}
 	defer conn.Close()
-	release, err := lock.Acquire(ctx, e.db.Dialect, conn, sweepLockName, e.opts.LockTimeout/10)
+	release, err := lock.Acquire(ctx, e.db.Driver(), conn, sweepLockName, e.opts.LockTimeout/10)
 	if errors.Is(err, lock.ErrTimeout) {
 		res.Skipped = true
 		return res, nil

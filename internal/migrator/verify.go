@@ -2,7 +2,6 @@ package migrator
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"sort"
@@ -10,7 +9,6 @@ import (
 
 	"authz-flag-consumer/internal/authz"
 	"authz-flag-consumer/internal/lock"
-	"authz-flag-consumer/internal/store"
 )
 
 // Scope names one course or org.
@@ -108,11 +106,7 @@ func (r *DriftReport) Drifting() []ScopeDrift {
 // leaves them too) are listed apart and are not drift. It reads in one
 // read-only transaction and writes nothing.
 func (e *Engine) Verify(ctx context.Context, f VerifyFilter) (*DriftReport, error) {
-	opts := &sql.TxOptions{ReadOnly: true}
-	if e.db.Dialect != store.SQLite {
-		opts.Isolation = sql.LevelRepeatableRead // one snapshot for the whole report
-	}
-	sqlTx, err := e.db.SQL.BeginTx(ctx, opts)
+	sqlTx, err := e.db.SQL.BeginTx(ctx, e.db.Driver().SnapshotTx()) // one snapshot for the whole report
 	if err != nil {
 		return nil, fmt.Errorf("verify: begin read-only transaction: %w", err)
 	}
@@ -220,7 +214,7 @@ func loadRoles(ctx context.Context, t *tx, only *Scope) (*roleSet, error) {
 	}
 	// As a rollback finds each rule's user: through its user subject, the
 	// lookup by the database's comparison, the match exact.
-	for _, chunk := range chunks(unique(names), rowsPerStatement(t.db.Dialect, 1)) {
+	for _, chunk := range chunks(unique(names), t.db.RowsPerStatement(1)) {
 		rows, err := t.query(ctx, `SELECT u.username FROM openedx_authz_usersubject s JOIN auth_user u ON u.id = s.user_id
 			WHERE u.username IN `+inList(len(chunk)), anys(chunk)...)
 		if err != nil {
