@@ -260,7 +260,9 @@ func TestDriverClassify(t *testing.T) {
 			},
 		},
 		"postgres": {
-			store.ErrLockWait: func(t *testing.T, db *store.DB) error { return lockWait(t, db, "SET lock_timeout = '200ms'", "RESET lock_timeout") },
+			store.ErrLockWait: func(t *testing.T, db *store.DB) error {
+				return lockWait(t, db, "SET lock_timeout = '200ms'", "RESET lock_timeout")
+			},
 			store.ErrDeadlock: func(t *testing.T, db *store.DB) error { return deadlockOn(t, db) },
 			store.ErrSerialization: func(t *testing.T, db *store.DB) error {
 				ctx := context.Background()
