@@ -2,6 +2,7 @@ package migrator
 
 import (
 	"authz-flag-consumer/internal/authz"
+
 	"github.com/google/uuid"
 
 	"context"
@@ -184,7 +185,7 @@ func (e *Engine) lockHolder(ctx context.Context, conn *sql.Conn, org string) str
 	if who == "" {
 		who = "another connection"
 	}
-	runs, err := e.queryRuns(ctx, "SELECT "+runColumns+" FROM openedx_authz_authzcourseauthoringmigrationrun WHERE status = ? AND (scope_key = ? OR scope_key LIKE ?) ORDER BY id",
+	runs, err := e.queryRuns(ctx, "SELECT "+runColumns+" FROM "+store.RunTable+" WHERE status = ? AND (scope_key = ? OR scope_key LIKE ?) ORDER BY id",
 		StatusRunning, org, "course-v1:"+org+"+%")
 	if err == nil {
 		for _, r := range runs {
@@ -381,7 +382,7 @@ func (e *Engine) recordFailed(ctx context.Context, orgs []string, req Request, c
 // recoverOrphans marks running runs of the scope failed. Called under the
 // org lock, where a running run can only be left over from a crash.
 func (e *Engine) recoverOrphans(ctx context.Context, t *tx, st ScopeType, key string) error {
-	rows, err := t.query(ctx, "SELECT id, metadata FROM openedx_authz_authzcourseauthoringmigrationrun WHERE scope_type = ? AND scope_key = ? AND status = ?",
+	rows, err := t.query(ctx, "SELECT id, metadata FROM "+store.RunTable+" WHERE scope_type = ? AND scope_key = ? AND status = ?",
 		string(st), key, StatusRunning)
 	if err != nil {
 		return fmt.Errorf("find orphaned runs of %s: %w", key, err)
@@ -411,7 +412,7 @@ func (e *Engine) recoverOrphans(ctx context.Context, t *tx, st ScopeType, key st
 	for _, o := range orphans {
 		o.md["error"] = "Abandoned: the run was still running when a later run of the same scope took the lock (the process that ran it stopped); marked failed by authz-flag-consumer."
 		raw, _ := json.Marshal(o.md)
-		if _, err := t.exec(ctx, "UPDATE openedx_authz_authzcourseauthoringmigrationrun SET status = ?, metadata = ?, updated_at = ?, completed_at = ? WHERE id = ?",
+		if _, err := t.exec(ctx, "UPDATE "+store.RunTable+" SET status = ?, metadata = ?, updated_at = ?, completed_at = ? WHERE id = ?",
 			StatusFailed, string(raw), now, now, o.id); err != nil {
 			return fmt.Errorf("mark orphaned run %d failed: %w", o.id, err)
 		}
@@ -435,7 +436,7 @@ func (e *Engine) insertRun(ctx context.Context, t *tx, req Request, status strin
 	raw, _ := json.Marshal(md)
 	run.Metadata = nil
 	_ = json.Unmarshal(raw, &run.Metadata)
-	ids, err := insertIDs(ctx, t, "openedx_authz_authzcourseauthoringmigrationrun",
+	ids, err := insertIDs(ctx, t, store.RunTable,
 		[]string{"migration_type", "scope_type", "scope_key", "status", "created_at", "updated_at", "completed_at", "metadata"},
 		[][]any{{string(req.Direction), string(req.ScopeType), run.ScopeKey, status, now, now, completed, string(raw)}})
 	if err != nil {
@@ -454,7 +455,7 @@ func (e *Engine) finishRun(ctx context.Context, t *tx, run *Run) error {
 	}
 	run.Metadata = nil
 	_ = json.Unmarshal(raw, &run.Metadata) // callers see what GetRun would read
-	if _, err := t.exec(ctx, "UPDATE openedx_authz_authzcourseauthoringmigrationrun SET status = ?, metadata = ?, updated_at = ?, completed_at = ? WHERE id = ?",
+	if _, err := t.exec(ctx, "UPDATE "+store.RunTable+" SET status = ?, metadata = ?, updated_at = ?, completed_at = ? WHERE id = ?",
 		run.Status, string(raw), now, now, run.ID); err != nil {
 		return fmt.Errorf("finish run %d: %w", run.ID, err)
 	}

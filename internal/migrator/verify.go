@@ -9,6 +9,7 @@ import (
 
 	"authz-flag-consumer/internal/authz"
 	"authz-flag-consumer/internal/lock"
+	"authz-flag-consumer/internal/store"
 )
 
 // Scope names one course or org.
@@ -154,7 +155,7 @@ type roleSet struct {
 func loadRoles(ctx context.Context, t *tx, only *Scope) (*roleSet, error) {
 	rs := &roleSet{legacy: map[Scope][]legacyRow{}, rules: map[Scope][]grouping{}, existing: map[string]bool{}, subjects: map[string]bool{}}
 	q := `SELECT r.id, r.user_id, COALESCE(u.username, ''), r.org, r.course_id, r.role
-		FROM student_courseaccessrole r LEFT JOIN auth_user u ON u.id = r.user_id
+		FROM ` + store.LegacyRoleTable + ` r LEFT JOIN ` + store.UserTable + ` u ON u.id = r.user_id
 		WHERE (r.course_id = '' OR r.course_id LIKE 'course-v1:%') AND r.role IN ` + inList(len(authz.LegacyRoles))
 	args := anys(authz.LegacyRoles)
 	if only != nil && only.Type == CourseScope {
@@ -215,7 +216,7 @@ func loadRoles(ctx context.Context, t *tx, only *Scope) (*roleSet, error) {
 	// As a rollback finds each rule's user: through its user subject, the
 	// lookup by the database's comparison, the match exact.
 	for _, chunk := range chunks(unique(names), t.db.RowsPerStatement(1)) {
-		rows, err := t.query(ctx, `SELECT u.username FROM openedx_authz_usersubject s JOIN auth_user u ON u.id = s.user_id
+		rows, err := t.query(ctx, `SELECT u.username FROM `+store.UserSubjectTable+` s JOIN `+store.UserTable+` u ON u.id = s.user_id
 			WHERE u.username IN `+inList(len(chunk)), anys(chunk)...)
 		if err != nil {
 			return nil, fmt.Errorf("verify: read user subjects: %w", err)
@@ -394,7 +395,7 @@ func (e *Engine) scopeDrift(ctx context.Context, t *tx, s Scope, rs *roleSet) (S
 // that row stays.
 func forwardCheck(r legacyRow, existing, seen map[string]bool) (reason string, ref RowRef) {
 	external, _ := authz.ScopeOf(r.org, r.courseID)
-	ref = RowRef{Table: "student_courseaccessrole", ID: r.id, Subject: r.username, Role: r.role, Scope: external}
+	ref = RowRef{Table: store.LegacyRoleTable, ID: r.id, Subject: r.username, Role: r.role, Scope: external}
 	authzRole, _ := authz.AuthzRole(r.role)
 	if r.courseID == "" {
 		if msg := authz.GlobOrgProblem(r.org); msg != "" {
