@@ -221,7 +221,7 @@ func TestRunsListTableAndJSON(t *testing.T) {
 // A manual run that waits on a held lock says so, names the holder, and
 // exits 1 when it gives up (its run recorded skipped).
 func TestManualRunWaitingOnAHeldLock(t *testing.T) {
-	eachDialect(t, func(t *testing.T, url string, db *store.DB) {
+	eachDatabase(t, func(t *testing.T, url string, db *store.DB) {
 		if db.Driver().SingleWriter() != "" {
 			return // one writer: the run waits in SQLite itself, there is no lock to name
 		}

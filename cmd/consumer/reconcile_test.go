@@ -15,9 +15,9 @@ import (
 	"authz-flag-consumer/internal/testenv"
 )
 
-// eachDialect runs fn on a fresh database of every dialect, with the Open
+// eachDatabase runs fn on a fresh database of each supported kind, with the Open
 // edX tables and the demo data.
-func eachDialect(t *testing.T, fn func(t *testing.T, url string, db *store.DB)) {
+func eachDatabase(t *testing.T, fn func(t *testing.T, url string, db *store.DB)) {
 	for _, d := range testenv.Databases {
 		t.Run(d.Name, func(t *testing.T) {
 			t.Parallel()
@@ -55,7 +55,7 @@ func saveOverride(t *testing.T, db *store.DB, eng *migrator.Engine, scopeType, k
 // --dry-run prints the run it would make and changes nothing, reconcile
 // makes it (trigger reconcile), and verify then exits 0.
 func TestLostEventVerifyThenReconcile(t *testing.T) {
-	eachDialect(t, func(t *testing.T, url string, db *store.DB) {
+	eachDatabase(t, func(t *testing.T, url string, db *store.DB) {
 		ctx := context.Background()
 		eng := migrator.New(db, migrator.Options{AutoMigrate: true})
 		saveOverride(t, db, eng, "org", demo.OrgDemo, "on", true)
