@@ -159,25 +159,25 @@ func runCase(ctx context.Context, dialect string, n int) (result, error) {
 	}
 	// Same data again for the bulk SQL: the legacy rows are back; clear what
 	// the engine left (companions, audit, runs).
-	for _, t := range []string{"openedx_authz_extendedcasbinrule", "casbin_rule", "openedx_authz_usersubject", "openedx_authz_subject",
-		"openedx_authz_coursescope", "openedx_authz_scope", "openedx_authz_roleassignmentaudit"} {
+	for _, t := range []string{store.ExtendedRuleTable, store.PolicyTable, store.UserSubjectTable, store.SubjectTable,
+		store.CourseScopeTable, store.ScopeTable, store.AuditTable} {
 		if _, err := db.SQL.ExecContext(ctx, "DELETE FROM "+t); err != nil {
 			return res, err
 		}
 	}
 	var legacy int
-	db.SQL.QueryRowContext(ctx, "SELECT COUNT(*) FROM student_courseaccessrole").Scan(&legacy)
+	db.SQL.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+store.LegacyRoleTable).Scan(&legacy)
 	if legacy != n {
 		return res, fmt.Errorf("after rollback %d legacy rows, want %d", legacy, n)
 	}
 	analyze(ctx, db)
-	if res.BulkFwd, err = timed(ctx, db, bulkForward(db.Dialect)); err != nil {
+	if res.BulkFwd, err = timed(ctx, db, bulkForward(db.Driver())); err != nil {
 		return res, fmt.Errorf("bulk forward: %w", err)
 	}
-	if res.BulkRb, err = timed(ctx, db, bulkRollback(db.Dialect)); err != nil {
+	if res.BulkRb, err = timed(ctx, db, bulkRollback(db.Driver())); err != nil {
 		return res, fmt.Errorf("bulk rollback: %w", err)
 	}
-	db.SQL.QueryRowContext(ctx, "SELECT COUNT(*) FROM student_courseaccessrole").Scan(&legacy)
+	db.SQL.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+store.LegacyRoleTable).Scan(&legacy)
 	if legacy != n {
 		return res, fmt.Errorf("after bulk rollback %d legacy rows, want %d", legacy, n)
 	}
@@ -201,7 +201,7 @@ func load(ctx context.Context, db *store.DB, n int) error {
 			users = append(users, "('!', ?, ?, '', '', '', ?, ?, ?)")
 			uargs = append(uargs, false, fmt.Sprintf("user%07d", j), false, true, now)
 		}
-		if _, err := tx.ExecContext(ctx, db.Rebind("INSERT INTO auth_user (password, is_superuser, username, first_name, last_name, email, is_staff, is_active, date_joined) VALUES "+strings.Join(users, ",")), uargs...); err != nil {
+		if _, err := tx.ExecContext(ctx, db.Rebind("INSERT INTO "+store.UserTable+" (password, is_superuser, username, first_name, last_name, email, is_staff, is_active, date_joined) VALUES "+strings.Join(users, ",")), uargs...); err != nil {
 			return err
 		}
 		for j := i; j < min(i+batch, n); j++ {
@@ -209,10 +209,10 @@ func load(ctx context.Context, db *store.DB, n int) error {
 			if j%50 == 49 {
 				course = ""
 			}
-			roles = append(roles, "((SELECT id FROM auth_user WHERE username = ?), ?, ?, ?)")
+			roles = append(roles, "((SELECT id FROM "+store.UserTable+" WHERE username = ?), ?, ?, ?)")
 			rargs = append(rargs, fmt.Sprintf("user%07d", j), org, course, authz.LegacyRoles[rand.IntN(len(authz.LegacyRoles))])
 		}
-		if _, err := tx.ExecContext(ctx, db.Rebind("INSERT INTO student_courseaccessrole (user_id, org, course_id, role) VALUES "+strings.Join(roles, ",")), rargs...); err != nil {
+		if _, err := tx.ExecContext(ctx, db.Rebind("INSERT INTO "+store.LegacyRoleTable+" (user_id, org, course_id, role) VALUES "+strings.Join(roles, ",")), rargs...); err != nil {
 			return err
 		}
 	}
@@ -223,7 +223,7 @@ func load(ctx context.Context, db *store.DB, n int) error {
 // autovacuum would, given time): without them PostgreSQL may plan the bulk
 // statements' joins as nested loops over 100k rows. Not timed.
 func analyze(ctx context.Context, db *store.DB) {
-	if db.Dialect != store.MySQL {
+	if db.Driver().Dialect() != store.MySQL {
 		db.SQL.ExecContext(ctx, "ANALYZE")
 	}
 }
@@ -235,7 +235,7 @@ func timed(ctx context.Context, db *store.DB, stmts []string) (float64, error) {
 		return 0, err
 	}
 	defer tx.Rollback()
-	if db.Dialect == store.Postgres {
+	if db.Driver().Dialect() == store.Postgres {
 		// As a DBA would tune a one-off bulk migration: the tables it joins
 		// were just filled, so their statistics say empty and the planner
 		// would pick nested loops over 100k rows.
@@ -254,56 +254,49 @@ func timed(ctx context.Context, db *store.DB, stmts []string) (float64, error) {
 	return time.Since(start).Seconds(), nil
 }
 
-func cat(d store.Dialect, parts ...string) string {
-	if d == store.MySQL {
-		return "CONCAT(" + strings.Join(parts, ", ") + ")"
-	}
-	return "(" + strings.Join(parts, " || ") + ")"
-}
-
 const roleCase = `CASE r.role WHEN 'instructor' THEN 'course_admin' WHEN 'staff' THEN 'course_staff' WHEN 'limited_staff' THEN 'course_limited_staff'
 	WHEN 'data_researcher' THEN 'course_data_researcher' WHEN 'beta_testers' THEN 'course_beta_tester' WHEN 'ccx_coach' THEN 'ccx_coach' END`
 
 // bulkForward is the forward change by hand: the same rows (rules, scopes,
 // subjects, extended rules, audit) in set-based statements, legacy deleted.
-func bulkForward(d store.Dialect) []string {
+func bulkForward(d store.Driver) []string {
 	now := "CURRENT_TIMESTAMP"
-	scope := "CASE WHEN r.course_id = '' THEN " + cat(d, "'course-v1:'", "r.org", "'+*'") + " ELSE r.course_id END"
+	scope := "CASE WHEN r.course_id = '' THEN " + d.Concat("'course-v1:'", "r.org", "'+*'") + " ELSE r.course_id END"
 	where := "r.org = '" + org + "' AND (r.course_id = '' OR r.course_id LIKE 'course-v1:%')"
 	orgRules := "c.ptype = 'g' AND c.v2 LIKE 'course-v1^course-v1:" + org + "+%'"
 	return []string{
-		`INSERT INTO casbin_rule (ptype, v0, v1, v2, v3, v4, v5)
-		 SELECT 'g', ` + cat(d, "'user^'", "u.username") + `, ` + cat(d, "'role^'", roleCase) + `, ` + cat(d, "'course-v1^'", scope) + `, '', '', ''
-		 FROM student_courseaccessrole r JOIN auth_user u ON u.id = r.user_id WHERE ` + where,
-		`INSERT INTO openedx_authz_scope (external_key) SELECT DISTINCT r.course_id FROM student_courseaccessrole r WHERE r.org = '` + org + `' AND r.course_id LIKE 'course-v1:%'`,
-		`INSERT INTO openedx_authz_coursescope (scope_ptr_id) SELECT id FROM openedx_authz_scope`,
-		`INSERT INTO openedx_authz_subject (id) SELECT DISTINCT r.user_id FROM student_courseaccessrole r WHERE ` + where,
-		`INSERT INTO openedx_authz_usersubject (subject_ptr_id, user_id) SELECT id, id FROM openedx_authz_subject`,
-		`INSERT INTO openedx_authz_extendedcasbinrule (casbin_rule_key, casbin_rule_id, created_at, updated_at, scope_id, subject_id)
-		 SELECT ` + cat(d, "'g,'", "c.v0", "','", "c.v1", "','", "c.v2", "','") + `, c.id, ` + now + `, ` + now + `, s.id, us.subject_ptr_id
-		 FROM casbin_rule c JOIN auth_user u ON u.username = substr(c.v0, 6)
-		 JOIN openedx_authz_usersubject us ON us.user_id = u.id
-		 LEFT JOIN openedx_authz_scope s ON s.external_key = substr(c.v2, 11) WHERE ` + orgRules,
-		`INSERT INTO openedx_authz_roleassignmentaudit (operation, subject, role, scope, timestamp)
-		 SELECT 'created', c.v0, c.v1, c.v2, ` + now + ` FROM casbin_rule c WHERE ` + orgRules,
-		`DELETE FROM student_courseaccessrole WHERE org = '` + org + `' AND (course_id = '' OR course_id LIKE 'course-v1:%')`,
+		`INSERT INTO ` + store.PolicyTable + ` (ptype, v0, v1, v2, v3, v4, v5)
+		 SELECT 'g', ` + d.Concat("'user^'", "u.username") + `, ` + d.Concat("'role^'", roleCase) + `, ` + d.Concat("'course-v1^'", scope) + `, '', '', ''
+		 FROM ` + store.LegacyRoleTable + ` r JOIN ` + store.UserTable + ` u ON u.id = r.user_id WHERE ` + where,
+		`INSERT INTO ` + store.ScopeTable + ` (external_key) SELECT DISTINCT r.course_id FROM ` + store.LegacyRoleTable + ` r WHERE r.org = '` + org + `' AND r.course_id LIKE 'course-v1:%'`,
+		`INSERT INTO ` + store.CourseScopeTable + ` (scope_ptr_id) SELECT id FROM ` + store.ScopeTable,
+		`INSERT INTO ` + store.SubjectTable + ` (id) SELECT DISTINCT r.user_id FROM ` + store.LegacyRoleTable + ` r WHERE ` + where,
+		`INSERT INTO ` + store.UserSubjectTable + ` (subject_ptr_id, user_id) SELECT id, id FROM ` + store.SubjectTable,
+		`INSERT INTO ` + store.ExtendedRuleTable + ` (casbin_rule_key, casbin_rule_id, created_at, updated_at, scope_id, subject_id)
+		 SELECT ` + d.Concat("'g,'", "c.v0", "','", "c.v1", "','", "c.v2", "','") + `, c.id, ` + now + `, ` + now + `, s.id, us.subject_ptr_id
+		 FROM ` + store.PolicyTable + ` c JOIN ` + store.UserTable + ` u ON u.username = substr(c.v0, 6)
+		 JOIN ` + store.UserSubjectTable + ` us ON us.user_id = u.id
+		 LEFT JOIN ` + store.ScopeTable + ` s ON s.external_key = substr(c.v2, 11) WHERE ` + orgRules,
+		`INSERT INTO ` + store.AuditTable + ` (operation, subject, role, scope, timestamp)
+		 SELECT 'created', c.v0, c.v1, c.v2, ` + now + ` FROM ` + store.PolicyTable + ` c WHERE ` + orgRules,
+		`DELETE FROM ` + store.LegacyRoleTable + ` WHERE org = '` + org + `' AND (course_id = '' OR course_id LIKE 'course-v1:%')`,
 	}
 }
 
 // bulkRollback is the rollback by hand: legacy rows back, rules and
 // extended rules removed, deleted audit rows written.
-func bulkRollback(d store.Dialect) []string {
+func bulkRollback(d store.Driver) []string {
 	orgRules := "c.ptype = 'g' AND c.v2 LIKE 'course-v1^course-v1:" + org + "+%'"
 	legacyRole := `CASE substr(c.v1, 6) WHEN 'course_admin' THEN 'instructor' WHEN 'course_staff' THEN 'staff' WHEN 'course_limited_staff' THEN 'limited_staff'
 		WHEN 'course_data_researcher' THEN 'data_researcher' WHEN 'course_beta_tester' THEN 'beta_testers' WHEN 'ccx_coach' THEN 'ccx_coach' END`
 	return []string{
-		`INSERT INTO student_courseaccessrole (user_id, org, course_id, role)
+		`INSERT INTO ` + store.LegacyRoleTable + ` (user_id, org, course_id, role)
 		 SELECT u.id, '` + org + `', CASE WHEN c.v2 = 'course-v1^course-v1:` + org + `+*' THEN '' ELSE substr(c.v2, 11) END, ` + legacyRole + `
-		 FROM casbin_rule c JOIN auth_user u ON u.username = substr(c.v0, 6) WHERE ` + orgRules,
-		`DELETE FROM openedx_authz_extendedcasbinrule WHERE casbin_rule_id IN (SELECT c.id FROM casbin_rule c WHERE ` + orgRules + `)`,
-		`INSERT INTO openedx_authz_roleassignmentaudit (operation, subject, role, scope, timestamp)
-		 SELECT 'deleted', c.v0, c.v1, c.v2, CURRENT_TIMESTAMP FROM casbin_rule c WHERE ` + orgRules,
-		`DELETE FROM casbin_rule WHERE ptype = 'g' AND v2 LIKE 'course-v1^course-v1:` + org + `+%'`,
+		 FROM ` + store.PolicyTable + ` c JOIN ` + store.UserTable + ` u ON u.username = substr(c.v0, 6) WHERE ` + orgRules,
+		`DELETE FROM ` + store.ExtendedRuleTable + ` WHERE casbin_rule_id IN (SELECT c.id FROM ` + store.PolicyTable + ` c WHERE ` + orgRules + `)`,
+		`INSERT INTO ` + store.AuditTable + ` (operation, subject, role, scope, timestamp)
+		 SELECT 'deleted', c.v0, c.v1, c.v2, CURRENT_TIMESTAMP FROM ` + store.PolicyTable + ` c WHERE ` + orgRules,
+		`DELETE FROM ` + store.PolicyTable + ` WHERE ptype = 'g' AND v2 LIKE 'course-v1^course-v1:` + org + `+%'`,
 	}
 }
 

@@ -21,7 +21,7 @@ var summary = regexp.MustCompile(`(?m)^(?:plan|run \d+) +(\w+) +(\w+) +(\S+) +(\
 // move, its errors by reason) and write nothing; the real run then does
 // exactly that.
 func TestManualDryRun(t *testing.T) {
-	eachDialect(t, func(t *testing.T, url string, db *store.DB) {
+	eachDatabase(t, func(t *testing.T, url string, db *store.DB) {
 		for _, args := range [][]string{
 			{"migrate", "--org-id", "DemoX", "--delete", "--force"},
 			{"rollback", "--course-id-list", "course-v1:DemoX+Intro+2024", "course-v1:DemoX+Adv+2024", "--delete"},

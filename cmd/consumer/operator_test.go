@@ -207,15 +207,15 @@ func TestRunsListTableAndJSON(t *testing.T) {
 // A manual run that waits on a held lock says so, names the holder, and
 // exits 1 when it gives up (its run recorded skipped).
 func TestManualRunWaitingOnAHeldLock(t *testing.T) {
-	eachDialect(t, func(t *testing.T, url string, db *store.DB) {
-		if db.Dialect == store.SQLite {
+	eachDatabase(t, func(t *testing.T, url string, db *store.DB) {
+		if db.Driver().SingleWriter() != "" {
 			return // one writer: the run waits in SQLite itself, there is no lock to name
 		}
 		ctx := context.Background()
 		conn, err := db.SQL.Conn(ctx)
 		require.NoError(t, err)
 		defer conn.Close()
-		release, err := lock.Acquire(ctx, db.Dialect, conn, "DemoX", time.Second)
+		release, err := lock.Acquire(ctx, db.Driver(), conn, "DemoX", time.Second)
 		require.NoError(t, err)
 		defer release(ctx) //nolint:errcheck
 

@@ -15,15 +15,13 @@ import (
 	"authz-flag-consumer/internal/testenv"
 )
 
-// eachDialect runs fn on a fresh database of every dialect, with the Open
+// eachDatabase runs fn on a fresh database of each supported kind, with the Open
 // edX tables and the demo data.
-func eachDialect(t *testing.T, fn func(t *testing.T, url string, db *store.DB)) {
-	for _, d := range []store.Dialect{store.SQLite, store.MySQL, store.Postgres} {
-		t.Run(string(d), func(t *testing.T) {
+func eachDatabase(t *testing.T, fn func(t *testing.T, url string, db *store.DB)) {
+	for _, d := range testenv.Databases {
+		t.Run(d.Name, func(t *testing.T) {
 			t.Parallel()
-			url := map[store.Dialect]func(testing.TB) string{
-				store.SQLite: testenv.SQLiteURL, store.MySQL: testenv.MySQLURL, store.Postgres: testenv.PostgresURL,
-			}[d](t)
+			url := d.URL(t)
 			ctx := context.Background()
 			db, err := store.Open(ctx, url)
 			require.NoError(t, err)
@@ -57,7 +55,7 @@ func saveOverride(t *testing.T, db *store.DB, eng *migrator.Engine, scopeType, k
 // --dry-run prints the run it would make and changes nothing, reconcile
 // makes it (trigger reconcile), and verify then exits 0.
 func TestLostEventVerifyThenReconcile(t *testing.T) {
-	eachDialect(t, func(t *testing.T, url string, db *store.DB) {
+	eachDatabase(t, func(t *testing.T, url string, db *store.DB) {
 		ctx := context.Background()
 		eng := migrator.New(db, migrator.Options{AutoMigrate: true})
 		saveOverride(t, db, eng, "org", demo.OrgDemo, "on", true)
@@ -70,7 +68,7 @@ func TestLostEventVerifyThenReconcile(t *testing.T) {
 		saveOverride(t, db, eng, "course", demo.CourseIntro, "off", false) // its event is lost
 
 		out, err = consumerCmd(t, "verify", "--database-url", url)
-		t.Logf("consumer verify (%s):\n%s", db.Dialect, out)
+		t.Logf("consumer verify (%s):\n%s", db.URL, out)
 		require.EqualError(t, err, "drift in 1 scope(s), 4 role(s) to move: see `consumer reconcile --dry-run`")
 		require.Regexp(t, `(?m)^course +course-v1:DemoX\+Intro\+2024 +off \(course override\) +0 +4 +4 +0 *$`, out)
 		require.Len(t, regexp.MustCompile(`(?m)^(course|org) `).FindAllString(out, -1), 1, "exactly one scope in the table")
@@ -94,7 +92,7 @@ func TestLostEventVerifyThenReconcile(t *testing.T) {
 
 		before := testenv.DumpAll(t, db)
 		out, err = consumerCmd(t, "reconcile", "--all", "--dry-run", "--database-url", url)
-		t.Logf("consumer reconcile --all --dry-run (%s):\n%s", db.Dialect, out)
+		t.Logf("consumer reconcile --all --dry-run (%s):\n%s", db.URL, out)
 		require.NoError(t, err)
 		require.Regexp(t, `(?m)^plan +rollback +course +course-v1:DemoX\+Intro\+2024 +completed +would move 4 of 4$`, out)
 		require.Regexp(t, `(?m)^  move: ana  course_admin  course-v1:DemoX\+Intro\+2024$`, out)

@@ -212,7 +212,7 @@ func printDrift(w io.Writer, rep *migrator.DriftReport) {
 
 func rowText(reason string, r migrator.RowRef) string {
 	where := "legacy row"
-	if r.Table != "student_courseaccessrole" {
+	if r.Table != store.LegacyRoleTable {
 		where = "assignment"
 	}
 	s := fmt.Sprintf("%s id=%d  %s  %s  %s", where, r.ID, r.Subject, r.Role, r.Scope)

@@ -1,16 +1,14 @@
 package consumer_test
 
 import (
+	"context"
 	"database/sql"
 	"fmt"
 	"net"
 	"path/filepath"
 	"testing"
 
-	"github.com/glebarez/sqlite"
 	"github.com/stretchr/testify/require"
-	"gorm.io/gorm"
-	"gorm.io/gorm/logger"
 
 	"authz-flag-consumer/internal/consumer"
 	"authz-flag-consumer/internal/demo"
@@ -114,9 +112,9 @@ func openNoBusyWait(t *testing.T, path string) *store.DB {
 	sqlDB, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(0)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate")
 	require.NoError(t, err)
 	t.Cleanup(func() { sqlDB.Close() })
-	g, err := gorm.Open(sqlite.Dialector{Conn: sqlDB}, &gorm.Config{Logger: logger.Discard, SkipDefaultTransaction: true})
+	db, err := store.Wrap(context.Background(), sqlDB, "sqlite:///"+path)
 	require.NoError(t, err)
-	return &store.DB{SQL: sqlDB, Gorm: g, Dialect: store.SQLite, URL: "sqlite:///" + path}
+	return db
 }
 
 // refusedDial is the error of a real connection attempt to a 127.0.0.1

@@ -139,7 +139,7 @@ func OrgOf(courseKey string) string {
 // EnsureFlag creates the waffle flag row (everyone NULL: off) unless it exists.
 func EnsureFlag(ctx context.Context, db *store.DB, name string) error {
 	var id int64
-	err := db.SQL.QueryRowContext(ctx, db.Rebind("SELECT id FROM waffle_flag WHERE name = ?"), name).Scan(&id)
+	err := db.SQL.QueryRowContext(ctx, db.Rebind("SELECT id FROM "+store.FlagTable+" WHERE name = ?"), name).Scan(&id)
 	if err == nil {
 		return nil
 	}
@@ -147,7 +147,7 @@ func EnsureFlag(ctx context.Context, db *store.DB, name string) error {
 		return fmt.Errorf("read waffle flag %s: %w", name, err)
 	}
 	now := time.Now().UTC()
-	_, err = db.SQL.ExecContext(ctx, db.Rebind(`INSERT INTO waffle_flag
+	_, err = db.SQL.ExecContext(ctx, db.Rebind(`INSERT INTO `+store.FlagTable+`
 		(name, everyone, percent, testing, superusers, staff, authenticated, languages, rollout, note, created, modified)
 		VALUES (?, NULL, NULL, ?, ?, ?, ?, '', ?, '', ?, ?)`),
 		name, false, false, false, false, false, now, now)
@@ -164,7 +164,7 @@ func SetEveryone(ctx context.Context, db *store.DB, name string, everyone *bool)
 	if err := EnsureFlag(ctx, db, name); err != nil {
 		return err
 	}
-	_, err := db.SQL.ExecContext(ctx, db.Rebind("UPDATE waffle_flag SET everyone = ?, modified = ? WHERE name = ?"),
+	_, err := db.SQL.ExecContext(ctx, db.Rebind("UPDATE "+store.FlagTable+" SET everyone = ?, modified = ? WHERE name = ?"),
 		everyone, time.Now().UTC(), name)
 	if err != nil {
 		return fmt.Errorf("set waffle flag %s everyone: %w", name, err)
@@ -175,17 +175,16 @@ func SetEveryone(ctx context.Context, db *store.DB, name string, everyone *bool)
 // EnsureUser returns the id of the auth_user named username, creating it.
 func EnsureUser(ctx context.Context, db *store.DB, username string) (int64, error) {
 	var id int64
-	err := db.SQL.QueryRowContext(ctx, db.Rebind("SELECT id FROM auth_user WHERE username = ?"), username).Scan(&id)
+	err := db.SQL.QueryRowContext(ctx, db.Rebind("SELECT id FROM "+store.UserTable+" WHERE username = ?"), username).Scan(&id)
 	if err == nil {
 		return id, nil
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("read user %s: %w", username, err)
 	}
-	id, err = insert(ctx, db, `INSERT INTO auth_user
-		(password, last_login, is_superuser, username, first_name, last_name, email, is_staff, is_active, date_joined)
-		VALUES ('!', NULL, ?, ?, '', '', ?, ?, ?, ?)`,
-		false, username, username+"@example.com", false, true, time.Now().UTC())
+	id, err = db.InsertID(ctx, db.SQL, store.UserTable,
+		[]string{"password", "last_login", "is_superuser", "username", "first_name", "last_name", "email", "is_staff", "is_active", "date_joined"},
+		"!", nil, false, username, "", "", username+"@example.com", false, true, time.Now().UTC())
 	if err != nil {
 		return 0, fmt.Errorf("create user %s: %w", username, err)
 	}
@@ -206,7 +205,7 @@ func AddRoles(ctx context.Context, db *store.DB, roles ...Role) error {
 			users[r.Username] = uid
 		}
 		var n int
-		err := db.SQL.QueryRowContext(ctx, db.Rebind(`SELECT COUNT(*) FROM student_courseaccessrole
+		err := db.SQL.QueryRowContext(ctx, db.Rebind(`SELECT COUNT(*) FROM `+store.LegacyRoleTable+`
 			WHERE user_id = ? AND org = ? AND course_id = ? AND role = ?`), uid, r.Org, r.CourseID, r.Role).Scan(&n)
 		if err != nil {
 			return fmt.Errorf("read role %v: %w", r, err)
@@ -214,7 +213,7 @@ func AddRoles(ctx context.Context, db *store.DB, roles ...Role) error {
 		if n > 0 {
 			continue
 		}
-		_, err = db.SQL.ExecContext(ctx, db.Rebind(`INSERT INTO student_courseaccessrole (org, course_id, role, user_id)
+		_, err = db.SQL.ExecContext(ctx, db.Rebind(`INSERT INTO `+store.LegacyRoleTable+` (org, course_id, role, user_id)
 			VALUES (?, ?, ?, ?)`), r.Org, r.CourseID, r.Role, uid)
 		if err != nil {
 			return fmt.Errorf("add role %v: %w", r, err)
@@ -245,12 +244,12 @@ func Save(ctx context.Context, db *store.DB, o Override) (Override, error) {
 	var table, keyCol string
 	switch o.ScopeType {
 	case "course":
-		table, keyCol = "waffle_utils_waffleflagcourseoverridemodel", "course_id"
+		table, keyCol = store.CourseOverrideTable, "course_id"
 		if o.Org == "" {
 			o.Org = OrgOf(o.ScopeKey)
 		}
 	case "org":
-		table, keyCol = "waffle_utils_waffleflagorgoverridemodel", "org"
+		table, keyCol = store.OrgOverrideTable, "org"
 		if o.Org == "" {
 			o.Org = o.ScopeKey
 		}
@@ -272,9 +271,7 @@ func Save(ctx context.Context, db *store.DB, o Override) (Override, error) {
 		}
 		changedBy = uid
 	}
-	id, err := insert(ctx, db, `INSERT INTO `+table+`
-		(change_date, enabled, waffle_flag, `+keyCol+`, override_choice, note, changed_by_id)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`,
+	id, err := db.InsertID(ctx, db.SQL, table, []string{"change_date", "enabled", "waffle_flag", keyCol, "override_choice", "note", "changed_by_id"},
 		o.ChangeDate, o.Enabled, o.Flag, o.ScopeKey, o.Choice, o.Note, changedBy)
 	if err != nil {
 		return o, fmt.Errorf("save %s override of %s: %w", o.ScopeType, o.ScopeKey, err)
@@ -296,18 +293,4 @@ func (o Override) Event() events.Override {
 		ChangeDate:     o.ChangeDate,
 		ChangedBy:      o.ChangedBy,
 	}
-}
-
-// insert runs an INSERT and returns the new row's id.
-func insert(ctx context.Context, db *store.DB, query string, args ...any) (int64, error) {
-	if db.Returning() {
-		var id int64
-		err := db.SQL.QueryRowContext(ctx, db.Rebind(query+" RETURNING id"), args...).Scan(&id)
-		return id, err
-	}
-	res, err := db.SQL.ExecContext(ctx, db.Rebind(query), args...)
-	if err != nil {
-		return 0, err
-	}
-	return res.LastInsertId()
 }

@@ -19,27 +19,27 @@ type Dump map[string][]string
 
 // dumpQueries render each table's rows; ids are replaced by what they name.
 var dumpQueries = []struct{ name, query string }{
-	{"student_courseaccessrole", `SELECT u.username, r.org, r.course_id, r.role
-		FROM student_courseaccessrole r JOIN auth_user u ON u.id = r.user_id`},
-	{"casbin_rule", `SELECT ptype, v0, v1, v2, v3, v4, v5 FROM casbin_rule`},
-	{"openedx_authz_extendedcasbinrule", `SELECT e.casbin_rule_key, c.v0, c.v1, c.v2,
+	{store.LegacyRoleTable, `SELECT u.username, r.org, r.course_id, r.role
+		FROM ` + store.LegacyRoleTable + ` r JOIN ` + store.UserTable + ` u ON u.id = r.user_id`},
+	{store.PolicyTable, `SELECT ptype, v0, v1, v2, v3, v4, v5 FROM ` + store.PolicyTable},
+	{store.ExtendedRuleTable, `SELECT e.casbin_rule_key, c.v0, c.v1, c.v2,
 		COALESCE(s.external_key, ''), COALESCE(u.username, '')
-		FROM openedx_authz_extendedcasbinrule e
-		JOIN casbin_rule c ON c.id = e.casbin_rule_id
-		LEFT JOIN openedx_authz_scope s ON s.id = e.scope_id
-		LEFT JOIN openedx_authz_usersubject us ON us.subject_ptr_id = e.subject_id
-		LEFT JOIN auth_user u ON u.id = us.user_id`},
-	{"openedx_authz_scope", `SELECT COALESCE(s.external_key, ''), CASE WHEN c.scope_ptr_id IS NULL THEN 'scope' ELSE 'course' END
-		FROM openedx_authz_scope s LEFT JOIN openedx_authz_coursescope c ON c.scope_ptr_id = s.id`},
-	{"openedx_authz_usersubject", `SELECT COALESCE(u.username, '') FROM openedx_authz_usersubject us
-		LEFT JOIN auth_user u ON u.id = us.user_id`},
-	{"openedx_authz_roleassignmentaudit", `SELECT operation, subject, role, scope, COALESCE(actor_id, 0)
-		FROM openedx_authz_roleassignmentaudit`},
-	{"openedx_authz_authzcourseauthoringmigrationrun", `SELECT migration_type, scope_type, scope_key, status, metadata
-		FROM openedx_authz_authzcourseauthoringmigrationrun`},
-	{"authz_consumer_event", `SELECT event_id, topic, partition_no, offset_no, flag, scope_type, scope_key, record_id, outcome, direction
-		FROM authz_consumer_event`},
-	{"authz_consumer_parked", `SELECT topic, partition_no, offset_no, reason FROM authz_consumer_parked`},
+		FROM ` + store.ExtendedRuleTable + ` e
+		JOIN ` + store.PolicyTable + ` c ON c.id = e.casbin_rule_id
+		LEFT JOIN ` + store.ScopeTable + ` s ON s.id = e.scope_id
+		LEFT JOIN ` + store.UserSubjectTable + ` us ON us.subject_ptr_id = e.subject_id
+		LEFT JOIN ` + store.UserTable + ` u ON u.id = us.user_id`},
+	{store.ScopeTable, `SELECT COALESCE(s.external_key, ''), CASE WHEN c.scope_ptr_id IS NULL THEN 'scope' ELSE 'course' END
+		FROM ` + store.ScopeTable + ` s LEFT JOIN ` + store.CourseScopeTable + ` c ON c.scope_ptr_id = s.id`},
+	{store.UserSubjectTable, `SELECT COALESCE(u.username, '') FROM ` + store.UserSubjectTable + ` us
+		LEFT JOIN ` + store.UserTable + ` u ON u.id = us.user_id`},
+	{store.AuditTable, `SELECT operation, subject, role, scope, COALESCE(actor_id, 0)
+		FROM ` + store.AuditTable},
+	{store.RunTable, `SELECT migration_type, scope_type, scope_key, status, metadata
+		FROM ` + store.RunTable},
+	{store.EventTable, `SELECT event_id, topic, partition_no, offset_no, flag, scope_type, scope_key, record_id, outcome, direction
+		FROM ` + store.EventTable},
+	{store.ParkedTable, `SELECT topic, partition_no, offset_no, reason FROM ` + store.ParkedTable},
 }
 
 // TakeDump reads the Dump of db.
@@ -50,7 +50,7 @@ func TakeDump(ctx context.Context, db *store.DB) (Dump, error) {
 		if err != nil {
 			return nil, fmt.Errorf("dump %s: %w", q.name, err)
 		}
-		lines, err := renderRows(rows, q.name == "openedx_authz_authzcourseauthoringmigrationrun")
+		lines, err := renderRows(rows, q.name == store.RunTable)
 		if err != nil {
 			return nil, fmt.Errorf("dump %s: %w", q.name, err)
 		}
@@ -169,7 +169,7 @@ type ScopeCounts struct {
 // slash keys) are counted under their own key.
 func CountByScope(ctx context.Context, db *store.DB) (map[string]ScopeCounts, error) {
 	out := map[string]ScopeCounts{}
-	rows, err := db.SQL.QueryContext(ctx, `SELECT org, course_id, role FROM student_courseaccessrole`)
+	rows, err := db.SQL.QueryContext(ctx, `SELECT org, course_id, role FROM `+store.LegacyRoleTable)
 	if err != nil {
 		return nil, fmt.Errorf("count legacy roles: %w", err)
 	}
@@ -191,7 +191,7 @@ func CountByScope(ctx context.Context, db *store.DB) (map[string]ScopeCounts, er
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("count legacy roles: %w", err)
 	}
-	rows, err = db.SQL.QueryContext(ctx, `SELECT v2 FROM casbin_rule WHERE ptype = 'g'`)
+	rows, err = db.SQL.QueryContext(ctx, `SELECT v2 FROM `+store.PolicyTable+` WHERE ptype = 'g'`)
 	if err != nil {
 		return nil, fmt.Errorf("count role assignments: %w", err)
 	}

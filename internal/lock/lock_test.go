@@ -2,6 +2,8 @@ package lock_test
 
 import (
 	"context"
+	"database/sql"
+	"strconv"
 	"testing"
 	"time"
 
@@ -12,34 +14,81 @@ import (
 	"authz-flag-consumer/internal/testenv"
 )
 
-// Two spellings of one org are one lock (Open edX's MySQL compares orgs
-// case-insensitively, so both select the same rows); another org is not
-// held up; a released lock can be taken again.
-func TestOrgLockIsCaseFolded(t *testing.T) {
-	for name, url := range map[string]func(testing.TB) string{"mysql": testenv.MySQLURL, "postgres": testenv.PostgresURL} {
-		t.Run(name, func(t *testing.T) {
+// The org lock on its own, on every database: exclusive between two
+// connections, a wait that runs out is ErrTimeout, release frees it, a
+// killed holder frees it, two spellings of one org are one lock (Open edX's
+// MySQL compares orgs case-insensitively, so both select the same rows),
+// another org is not held up, and Holder names the holding session.
+func TestOrgLock(t *testing.T) {
+	for _, d := range testenv.Databases {
+		t.Run(d.Name, func(t *testing.T) {
+			t.Parallel()
 			ctx := context.Background()
-			db, err := store.Open(ctx, url(t))
+			db, err := store.Open(ctx, d.URL(t))
 			require.NoError(t, err)
-			defer db.Close()
-			holder, err := db.SQL.Conn(ctx)
-			require.NoError(t, err)
-			defer holder.Close()
-			other, err := db.SQL.Conn(ctx)
-			require.NoError(t, err)
-			defer other.Close()
+			t.Cleanup(func() { db.Close() })
+			newConn := func() *sql.Conn {
+				c, err := db.SQL.Conn(ctx)
+				require.NoError(t, err)
+				t.Cleanup(func() { c.Close() })
+				return c
+			}
+			holder, other := newConn(), newConn()
 
-			release, err := lock.Acquire(ctx, db.Dialect, holder, "OrgX", time.Second)
+			if !d.AdvisoryLocks {
+				// One writer instead: taking the lock does nothing, on any
+				// number of connections, and there is no holder to name.
+				require.NotEmpty(t, db.Driver().SingleWriter())
+				r1, err := lock.Acquire(ctx, db.Driver(), holder, "OrgX", 0)
+				require.NoError(t, err)
+				r2, err := lock.Acquire(ctx, db.Driver(), other, "OrgX", 0)
+				require.NoError(t, err)
+				require.Empty(t, lock.Holder(ctx, db.Driver(), other, "OrgX"))
+				require.NoError(t, r1(ctx))
+				require.NoError(t, r2(ctx))
+				return
+			}
+			require.Empty(t, db.Driver().SingleWriter())
+
+			require.Empty(t, lock.Holder(ctx, db.Driver(), other, "OrgX"), "nobody holds it yet")
+			release, err := lock.Acquire(ctx, db.Driver(), holder, "OrgX", time.Second)
 			require.NoError(t, err)
-			_, err = lock.Acquire(ctx, db.Dialect, other, "orgx", 300*time.Millisecond)
+			who := lock.Holder(ctx, db.Driver(), other, "orgx")
+			require.Contains(t, who, " "+strconv.FormatInt(testenv.SessionID(t, db, holder), 10)+" ", "Holder names the holding session: %s", who)
+
+			start := time.Now()
+			_, err = lock.Acquire(ctx, db.Driver(), other, "orgx", 300*time.Millisecond)
 			require.ErrorIs(t, err, lock.ErrTimeout, "orgx is the same lock as OrgX")
-			releaseY, err := lock.Acquire(ctx, db.Dialect, other, "OrgY", time.Second)
+			require.GreaterOrEqual(t, time.Since(start), 300*time.Millisecond, "it waited before giving up")
+
+			releaseY, err := lock.Acquire(ctx, db.Driver(), other, "OrgY", time.Second)
 			require.NoError(t, err, "another org is free")
 			require.NoError(t, releaseY(ctx))
+
+			// A waiter is granted the lock once it is released.
+			granted := make(chan error, 1)
+			go func() {
+				rel, err := lock.Acquire(ctx, db.Driver(), other, "ORGX", 10*time.Second)
+				if err == nil {
+					err = rel(ctx)
+				}
+				granted <- err
+			}()
+			time.Sleep(100 * time.Millisecond)
 			require.NoError(t, release(ctx))
-			releaseX, err := lock.Acquire(ctx, db.Dialect, other, "ORGX", time.Second)
-			require.NoError(t, err, "free again once released")
-			require.NoError(t, releaseX(ctx))
+			require.NoError(t, <-granted, "free once released")
+			require.Error(t, release(ctx), "a lock released twice was not held")
+
+			// A killed holder's session takes its lock with it.
+			doomed := newConn()
+			_, err = lock.Acquire(ctx, db.Driver(), doomed, "OrgZ", time.Second)
+			require.NoError(t, err)
+			_, err = lock.Acquire(ctx, db.Driver(), other, "OrgZ", 0)
+			require.ErrorIs(t, err, lock.ErrTimeout)
+			testenv.Kill(t, db, testenv.SessionID(t, db, doomed))
+			releaseZ, err := lock.Acquire(ctx, db.Driver(), other, "OrgZ", 10*time.Second)
+			require.NoError(t, err, "the killed holder's lock is free")
+			require.NoError(t, releaseZ(ctx))
 		})
 	}
 }

@@ -2,6 +2,7 @@ package migrator
 
 import (
 	"authz-flag-consumer/internal/authz"
+	"authz-flag-consumer/internal/store"
 
 	"context"
 	"database/sql"
@@ -37,9 +38,9 @@ func (r *overrideRow) forced() (on, forces bool) {
 
 func overrideTable(st ScopeType) (table, keyCol string) {
 	if st == CourseScope {
-		return "waffle_utils_waffleflagcourseoverridemodel", "course_id"
+		return store.CourseOverrideTable, "course_id"
 	}
-	return "waffle_utils_waffleflagorgoverridemodel", "org"
+	return store.OrgOverrideTable, "org"
 }
 
 // history reads every override row of one flag and scope, oldest first
@@ -91,7 +92,7 @@ func newest(h []overrideRow) *overrideRow {
 // globalOn reads the flag's instance-wide state (waffle_flag.everyone).
 func globalOn(ctx context.Context, t *tx, flag string) (bool, error) {
 	var everyone sql.NullBool
-	err := t.queryRow(ctx, "SELECT everyone FROM waffle_flag WHERE name = ?", flag).Scan(&everyone)
+	err := t.queryRow(ctx, "SELECT everyone FROM "+store.FlagTable+" WHERE name = ?", flag).Scan(&everyone)
 	if err == sql.ErrNoRows {
 		return false, nil
 	}
@@ -220,7 +221,7 @@ func effectiveState(ctx context.Context, t *tx, st ScopeType, key, flag string) 
 // scope's roles into; known is false when it never touched the scope.
 func appliedState(ctx context.Context, t *tx, st ScopeType, key string) (on, known bool, err error) {
 	var applied string
-	err = t.queryRow(ctx, "SELECT applied FROM authz_consumer_scope_state WHERE scope_type = ? AND scope_key = ?", string(st), key).Scan(&applied)
+	err = t.queryRow(ctx, "SELECT applied FROM "+store.ScopeStateTable+" WHERE scope_type = ? AND scope_key = ?", string(st), key).Scan(&applied)
 	if err == sql.ErrNoRows {
 		return false, false, nil
 	}
@@ -237,9 +238,9 @@ func setApplied(ctx context.Context, t *tx, st ScopeType, keys []string, on bool
 	if runID != 0 {
 		run = runID
 	}
-	for _, chunk := range chunks(keys, rowsPerStatement(t.db.Dialect, 5)) {
+	for _, chunk := range chunks(keys, t.db.RowsPerStatement(5)) {
 		args := append([]any{onOff(on), run, now, string(st)}, anys(chunk)...)
-		res, err := t.exec(ctx, "UPDATE authz_consumer_scope_state SET applied = ?, run_id = ?, updated_at = ? WHERE scope_type = ? AND scope_key IN "+inList(len(chunk)), args...)
+		res, err := t.exec(ctx, "UPDATE "+store.ScopeStateTable+" SET applied = ?, run_id = ?, updated_at = ? WHERE scope_type = ? AND scope_key IN "+inList(len(chunk)), args...)
 		if err != nil {
 			return fmt.Errorf("record applied state of %d %s scopes: %w", len(chunk), st, err)
 		}
@@ -251,7 +252,7 @@ func setApplied(ctx context.Context, t *tx, st ScopeType, keys []string, on bool
 		for i, k := range chunk {
 			rows[i] = []any{string(st), k, onOff(on), run, now}
 		}
-		if err := insertRowsKeepExisting(ctx, t, "authz_consumer_scope_state", []string{"scope_type", "scope_key", "applied", "run_id", "updated_at"},
+		if err := insertRowsKeepExisting(ctx, t, store.ScopeStateTable, []string{"scope_type", "scope_key", "applied", "run_id", "updated_at"},
 			"scope_type, scope_key", rows); err != nil {
 			return err
 		}
@@ -287,7 +288,7 @@ func recordRunApplied(ctx context.Context, t *tx, req Request, runID int64, cour
 		sameOrg = func(org string) bool { return strings.EqualFold(org, req.Org) }
 		col, pattern = "LOWER(scope_key)", strings.ToLower(pattern)
 	}
-	rows, err := t.query(ctx, "SELECT scope_key FROM authz_consumer_scope_state WHERE scope_type = ? AND "+col+" LIKE ? ESCAPE '!'",
+	rows, err := t.query(ctx, "SELECT scope_key FROM "+store.ScopeStateTable+" WHERE scope_type = ? AND "+col+" LIKE ? ESCAPE '!'",
 		string(CourseScope), pattern)
 	if err != nil {
 		return fmt.Errorf("read applied states of org %s: %w", req.Org, err)
@@ -330,7 +331,7 @@ func rolesToMove(ctx context.Context, t *tx, req Request) (bool, error) {
 	var q string
 	var args []any
 	if req.Direction == Forward {
-		q = "SELECT course_id FROM student_courseaccessrole WHERE "
+		q = "SELECT course_id FROM " + store.LegacyRoleTable + " WHERE "
 		if req.ScopeType == OrgScope {
 			q += "org = ? AND (course_id = '' OR course_id LIKE 'course-v1:%')"
 			args = append(args, req.Org)
@@ -392,7 +393,7 @@ func onOff(on bool) string {
 // opposingCourses lists the org's courses whose own override forces the
 // opposite of the org's new state: an org run leaves them out.
 func (e *Engine) opposingCourses(ctx context.Context, t *tx, flag, org string, orgOn bool) ([]string, error) {
-	rows, err := t.query(ctx, "SELECT id, change_date, enabled, override_choice, course_id FROM waffle_utils_waffleflagcourseoverridemodel WHERE waffle_flag = ? AND course_id LIKE ? ESCAPE '!'",
+	rows, err := t.query(ctx, "SELECT id, change_date, enabled, override_choice, course_id FROM "+store.CourseOverrideTable+" WHERE waffle_flag = ? AND course_id LIKE ? ESCAPE '!'",
 		flag, likeEscape("course-v1:"+org+"+")+"%")
 	if err != nil {
 		return nil, fmt.Errorf("read course overrides of org %s: %w", org, err)

@@ -121,12 +121,12 @@ func (e *Engine) locked(ctx context.Context, orgs []string, fn func(*tx) error) 
 	orgs = uniqueSorted(folded)
 	start := time.Now()
 	for _, org := range orgs {
-		release, err := lock.Acquire(ctx, e.db.Dialect, conn, org, 0)
+		release, err := lock.Acquire(ctx, e.db.Driver(), conn, org, 0)
 		if errors.Is(err, lock.ErrTimeout) {
 			// Another run of the org holds it: say so, then wait.
 			e.log.Info("waiting for the org's advisory lock: another run of the org holds it",
 				"org", org, "held_by", e.lockHolder(ctx, conn, org), "timeout", e.opts.LockTimeout.String())
-			release, err = lock.Acquire(ctx, e.db.Dialect, conn, org, e.opts.LockTimeout)
+			release, err = lock.Acquire(ctx, e.db.Driver(), conn, org, e.opts.LockTimeout)
 		}
 		if err != nil {
 			return err
@@ -141,15 +141,16 @@ func (e *Engine) locked(ctx context.Context, orgs []string, fn func(*tx) error) 
 			}
 		}()
 	}
-	if e.opts.LockWaited != nil && len(orgs) > 0 && e.db.Dialect != store.SQLite {
+	writer := e.db.Driver().SingleWriter()
+	if e.opts.LockWaited != nil && len(orgs) > 0 && writer == "" {
 		e.opts.LockWaited(time.Since(start))
 	}
 	var waiting *time.Timer
-	if e.db.Dialect == store.SQLite && len(orgs) > 0 {
-		// SQLite has one writer: BEGIN IMMEDIATE waits (busy_timeout) for
-		// another writer, a run or the consumer, without a word.
+	if writer != "" && len(orgs) > 0 {
+		// One writer: BEGIN waits (SQLite's busy_timeout) for another
+		// writer, a run or the consumer, without a word.
 		waiting = time.AfterFunc(time.Second, func() {
-			e.log.Info("waiting for SQLite's write lock: another writer (a run, or a consumer on this file) holds it", "orgs", strings.Join(orgs, ","))
+			e.log.Info("waiting for "+writer+": another writer (a run, or a consumer on this file) holds it", "orgs", strings.Join(orgs, ","))
 		})
 	}
 	sqlTx, err := conn.BeginTx(ctx, nil)
@@ -176,11 +177,11 @@ func (e *Engine) locked(ctx context.Context, orgs []string, fn func(*tx) error) 
 // a running run of the org when one is visible (openedx-authz commits its
 // running record first; this service's runs are visible only once done).
 func (e *Engine) lockHolder(ctx context.Context, conn *sql.Conn, org string) string {
-	who := lock.Holder(ctx, e.db.Dialect, conn, org)
+	who := lock.Holder(ctx, e.db.Driver(), conn, org)
 	if who == "" {
 		who = "another connection"
 	}
-	runs, err := e.queryRuns(ctx, "SELECT "+runColumns+" FROM openedx_authz_authzcourseauthoringmigrationrun WHERE status = ? AND (scope_key = ? OR scope_key LIKE ?) ORDER BY id",
+	runs, err := e.queryRuns(ctx, "SELECT "+runColumns+" FROM "+store.RunTable+" WHERE status = ? AND (scope_key = ? OR scope_key LIKE ?) ORDER BY id",
 		StatusRunning, org, "course-v1:"+org+"+%")
 	if err == nil {
 		for _, r := range runs {
@@ -377,7 +378,7 @@ func (e *Engine) recordFailed(ctx context.Context, orgs []string, req Request, c
 // recoverOrphans marks running runs of the scope failed. Called under the
 // org lock, where a running run can only be left over from a crash.
 func (e *Engine) recoverOrphans(ctx context.Context, t *tx, st ScopeType, key string) error {
-	rows, err := t.query(ctx, "SELECT id, metadata FROM openedx_authz_authzcourseauthoringmigrationrun WHERE scope_type = ? AND scope_key = ? AND status = ?",
+	rows, err := t.query(ctx, "SELECT id, metadata FROM "+store.RunTable+" WHERE scope_type = ? AND scope_key = ? AND status = ?",
 		string(st), key, StatusRunning)
 	if err != nil {
 		return fmt.Errorf("find orphaned runs of %s: %w", key, err)
@@ -407,7 +408,7 @@ func (e *Engine) recoverOrphans(ctx context.Context, t *tx, st ScopeType, key st
 	for _, o := range orphans {
 		o.md["error"] = "Abandoned: the run was still running when a later run of the same scope took the lock (the process that ran it stopped); marked failed by authz-flag-consumer."
 		raw, _ := json.Marshal(o.md)
-		if _, err := t.exec(ctx, "UPDATE openedx_authz_authzcourseauthoringmigrationrun SET status = ?, metadata = ?, updated_at = ?, completed_at = ? WHERE id = ?",
+		if _, err := t.exec(ctx, "UPDATE "+store.RunTable+" SET status = ?, metadata = ?, updated_at = ?, completed_at = ? WHERE id = ?",
 			StatusFailed, string(raw), now, now, o.id); err != nil {
 			return fmt.Errorf("mark orphaned run %d failed: %w", o.id, err)
 		}
@@ -431,7 +432,7 @@ func (e *Engine) insertRun(ctx context.Context, t *tx, req Request, status strin
 	raw, _ := json.Marshal(md)
 	run.Metadata = nil
 	_ = json.Unmarshal(raw, &run.Metadata)
-	ids, err := insertIDs(ctx, t, "openedx_authz_authzcourseauthoringmigrationrun",
+	ids, err := insertIDs(ctx, t, store.RunTable,
 		[]string{"migration_type", "scope_type", "scope_key", "status", "created_at", "updated_at", "completed_at", "metadata"},
 		[][]any{{string(req.Direction), string(req.ScopeType), run.ScopeKey, status, now, now, completed, string(raw)}})
 	if err != nil {
@@ -450,99 +451,22 @@ func (e *Engine) finishRun(ctx context.Context, t *tx, run *Run) error {
 	}
 	run.Metadata = nil
 	_ = json.Unmarshal(raw, &run.Metadata) // callers see what GetRun would read
-	if _, err := t.exec(ctx, "UPDATE openedx_authz_authzcourseauthoringmigrationrun SET status = ?, metadata = ?, updated_at = ?, completed_at = ? WHERE id = ?",
+	if _, err := t.exec(ctx, "UPDATE "+store.RunTable+" SET status = ?, metadata = ?, updated_at = ?, completed_at = ? WHERE id = ?",
 		run.Status, string(raw), now, now, run.ID); err != nil {
 		return fmt.Errorf("finish run %d: %w", run.ID, err)
 	}
 	return nil
 }
 
-// insertIDs inserts rows and returns their new ids in order: one statement
-// with RETURNING where the database has it (SQLite, PostgreSQL, MariaDB),
-// else one statement per row with LastInsertId (MySQL).
+// insertIDs inserts rows and returns their new ids in order (RETURNING
+// where the database has it, else one statement per row).
 func insertIDs(ctx context.Context, t *tx, table string, cols []string, rows [][]any) ([]int64, error) {
-	ids := make([]int64, 0, len(rows))
-	if !t.db.Returning() {
-		q := fmt.Sprintf("INSERT INTO %s (%s) VALUES %s", table, strings.Join(cols, ", "), placeholders(len(cols), 1))
-		for _, r := range rows {
-			res, err := t.exec(ctx, q, r...)
-			if err != nil {
-				return nil, err
-			}
-			id, err := res.LastInsertId()
-			if err != nil {
-				return nil, err
-			}
-			ids = append(ids, id)
-		}
-		return ids, nil
-	}
-	for _, chunk := range chunks(rows, rowsPerStatement(t.db.Dialect, len(cols))) {
-		var args []any
-		for _, r := range chunk {
-			args = append(args, r...)
-		}
-		q := fmt.Sprintf("INSERT INTO %s (%s) VALUES %s RETURNING id", table, strings.Join(cols, ", "), placeholders(len(cols), len(chunk)))
-		if len(cols) == 0 {
-			q = insertDefaults(t.db.Dialect, table, len(chunk))
-		}
-		got, err := scanIDs(ctx, t, q, args)
-		if err != nil {
-			return nil, err
-		}
-		ids = append(ids, got...)
-	}
-	if len(ids) != len(rows) {
-		return nil, fmt.Errorf("insert into %s returned %d ids for %d rows", table, len(ids), len(rows))
-	}
-	return ids, nil
+	return t.db.InsertIDs(ctx, t.Tx, table, cols, rows)
 }
 
-func scanIDs(ctx context.Context, t *tx, q string, args []any) ([]int64, error) {
-	res, err := t.query(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer res.Close()
-	var ids []int64
-	for res.Next() {
-		var id int64
-		if err := res.Scan(&id); err != nil {
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	return ids, res.Err()
-}
-
-// insertDefaults inserts n rows of only an auto id (openedx_authz_subject).
-func insertDefaults(d store.Dialect, table string, n int) string {
-	row := "(NULL)" // SQLite and MariaDB: NULL takes the next id
-	if d == store.Postgres {
-		row = "(DEFAULT)"
-	}
-	return fmt.Sprintf("INSERT INTO %s (id) VALUES %s RETURNING id", table, strings.TrimSuffix(strings.Repeat(row+",", n), ","))
-}
-
-// placeholders renders n groups of k ? placeholders: (?, ?), (?, ?).
-func placeholders(k, n int) string {
-	group := "(" + strings.TrimSuffix(strings.Repeat("?, ", k), ", ") + ")"
-	return strings.TrimSuffix(strings.Repeat(group+", ", n), ", ")
-}
-
-// insertRows inserts rows in as few statements as the dialect likes.
+// insertRows inserts rows in as few statements as the database takes.
 func insertRows(ctx context.Context, t *tx, table string, cols []string, rows [][]any) error {
-	for _, chunk := range chunks(rows, rowsPerStatement(t.db.Dialect, len(cols))) {
-		var args []any
-		for _, r := range chunk {
-			args = append(args, r...)
-		}
-		q := fmt.Sprintf("INSERT INTO %s (%s) VALUES %s", table, strings.Join(cols, ", "), placeholders(len(cols), len(chunk)))
-		if _, err := t.exec(ctx, q, args...); err != nil {
-			return fmt.Errorf("insert into %s: %w", table, err)
-		}
-	}
-	return nil
+	return t.db.InsertRows(ctx, t.Tx, table, cols, rows)
 }
 
 // bumpPolicyVersion writes a new openedx-authz policy version, as
@@ -573,42 +497,10 @@ func bumpPolicyVersion(ctx context.Context, t *tx) error {
 // insertRowsKeepExisting inserts rows, leaving out those whose unique
 // column conflict already holds (get-or-create in bulk).
 func insertRowsKeepExisting(ctx context.Context, t *tx, table string, cols []string, conflict string, rows [][]any) error {
-	verb, suffix := store.InsertKeepExisting(t.db.Dialect, conflict)
-	for _, chunk := range chunks(rows, rowsPerStatement(t.db.Dialect, len(cols))) {
-		var args []any
-		for _, r := range chunk {
-			args = append(args, r...)
-		}
-		q := fmt.Sprintf("%s %s (%s) VALUES %s%s", verb, table, strings.Join(cols, ", "), placeholders(len(cols), len(chunk)), suffix)
-		if _, err := t.exec(ctx, q, args...); err != nil {
-			return fmt.Errorf("insert into %s: %w", table, err)
-		}
-	}
-	return nil
+	return t.db.InsertKeepExisting(ctx, t.Tx, table, cols, conflict, rows)
 }
 
-// rowsPerStatement bounds a multi-row statement's parameters. The pure-Go
-// SQLite driver binds each parameter by a linear search over all of them,
-// so its statements stay small; servers take large ones.
-func rowsPerStatement(d store.Dialect, cols int) int {
-	maxParams := 8000
-	if d == store.SQLite {
-		maxParams = 400
-	}
-	return max(1, maxParams/max(1, cols))
-}
-
-func chunks[T any](in []T, n int) [][]T {
-	var out [][]T
-	for len(in) > n {
-		out = append(out, in[:n])
-		in = in[n:]
-	}
-	if len(in) > 0 {
-		out = append(out, in)
-	}
-	return out
-}
+func chunks[T any](in []T, n int) [][]T { return store.Chunks(in, n) }
 
 // inList renders "(?, ?, ?)" for n values.
 func inList(n int) string { return "(" + strings.TrimSuffix(strings.Repeat("?, ", n), ", ") + ")" }

@@ -19,42 +19,33 @@ import (
 // dialects runs fn once per database the service supports, each on a fresh
 // database of a real server (SQLite file, MariaDB, PostgreSQL).
 func dialects(t *testing.T, fn func(t *testing.T, fx *fixture)) {
-	for _, d := range []store.Dialect{store.SQLite, store.MySQL, store.Postgres} {
-		t.Run(string(d), func(t *testing.T) {
+	for _, d := range testenv.Databases {
+		t.Run(d.Name, func(t *testing.T) {
 			t.Parallel()
 			fn(t, newFixture(t, d))
 		})
 	}
 }
 
-func dbURL(t *testing.T, d store.Dialect) string {
-	switch d {
-	case store.MySQL:
-		return testenv.MySQLURL(t)
-	case store.Postgres:
-		return testenv.PostgresURL(t)
-	}
-	return testenv.SQLiteURL(t)
-}
-
 type fixture struct {
 	t     *testing.T
 	ctx   context.Context
 	url   string
+	dbase testenv.Database // what the tests expect of the database
 	db    *store.DB
 	eng   *migrator.Engine
 	users map[string]int64
 	clock time.Time
 }
 
-func newFixture(t *testing.T, d store.Dialect) *fixture {
-	url := dbURL(t, d)
+func newFixture(t *testing.T, d testenv.Database) *fixture {
+	url := d.URL(t)
 	ctx := context.Background()
 	db, err := store.Open(ctx, url)
 	require.NoError(t, err)
 	t.Cleanup(func() { db.Close() })
 	require.NoError(t, db.CreateSchema(ctx))
-	fx := &fixture{t: t, ctx: ctx, url: url, db: db, users: map[string]int64{}, clock: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	fx := &fixture{t: t, ctx: ctx, url: url, dbase: d, db: db, users: map[string]int64{}, clock: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	fx.eng = fx.engine(migrator.Options{AutoMigrate: true})
 	return fx
 }

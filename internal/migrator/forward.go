@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"authz-flag-consumer/internal/authz"
+	"authz-flag-consumer/internal/store"
 )
 
 // legacyRow is a student_courseaccessrole row with its user's name.
@@ -34,10 +35,10 @@ func (e *Engine) forward(ctx context.Context, t *tx, req Request, rep *report) e
 		cond = "r.org = ?"
 	}
 	q := `SELECT r.id, r.user_id, COALESCE(u.username, ''), r.org, r.course_id, r.role
-		FROM student_courseaccessrole r LEFT JOIN auth_user u ON u.id = r.user_id
+		FROM ` + store.LegacyRoleTable + ` r LEFT JOIN ` + store.UserTable + ` u ON u.id = r.user_id
 		WHERE ` + cond + ` AND (r.course_id = '' OR r.course_id LIKE 'course-v1:%')`
 	if rep.progress != nil {
-		if err := rep.progress.count(ctx, t, "SELECT COUNT(*) FROM student_courseaccessrole r WHERE "+cond+" AND (r.course_id = '' OR r.course_id LIKE 'course-v1:%')", arg); err != nil {
+		if err := rep.progress.count(ctx, t, "SELECT COUNT(*) FROM "+store.LegacyRoleTable+" r WHERE "+cond+" AND (r.course_id = '' OR r.course_id LIKE 'course-v1:%')", arg); err != nil {
 			return err
 		}
 	}
@@ -96,7 +97,7 @@ func (e *Engine) forward(ctx context.Context, t *tx, req Request, rep *report) e
 			for i, c := range cands {
 				ids[i] = c.id
 			}
-			if _, err := t.exec(ctx, "DELETE FROM student_courseaccessrole WHERE id IN "+inList(len(ids)), anys(ids)...); err != nil {
+			if _, err := t.exec(ctx, "DELETE FROM "+store.LegacyRoleTable+" WHERE id IN "+inList(len(ids)), anys(ids)...); err != nil {
 				return fmt.Errorf("delete migrated legacy rows: %w", err)
 			}
 		}
@@ -170,7 +171,7 @@ func (e *Engine) assign(ctx context.Context, t *tx, cands []legacyRow, scopeCach
 	}
 	// openedx-authz gets or creates the extended rule by its key: a row left
 	// with the same key (by the database's comparison) is kept as it is.
-	if err := insertRowsKeepExisting(ctx, t, "openedx_authz_extendedcasbinrule",
+	if err := insertRowsKeepExisting(ctx, t, store.ExtendedRuleTable,
 		[]string{"casbin_rule_key", "casbin_rule_id", "created_at", "updated_at", "scope_id", "subject_id"}, "casbin_rule_key", ext); err != nil {
 		return err
 	}
@@ -178,14 +179,14 @@ func (e *Engine) assign(ctx context.Context, t *tx, cands []legacyRow, scopeCach
 }
 
 func insertAudit(ctx context.Context, t *tx, rows [][]any) error {
-	return insertRows(ctx, t, "openedx_authz_roleassignmentaudit", []string{"operation", "subject", "role", "scope", "timestamp"}, rows)
+	return insertRows(ctx, t, store.AuditTable, []string{"operation", "subject", "role", "scope", "timestamp"}, rows)
 }
 
 // userSubjects gets or creates the user subject of each user id.
 func userSubjects(ctx context.Context, t *tx, userIDs []int64) (map[int64]int64, error) {
 	userIDs = unique(userIDs)
 	got := map[int64]int64{}
-	rows, err := t.query(ctx, "SELECT user_id, subject_ptr_id FROM openedx_authz_usersubject WHERE user_id IN "+inList(len(userIDs)), anys(userIDs)...)
+	rows, err := t.query(ctx, "SELECT user_id, subject_ptr_id FROM "+store.UserSubjectTable+" WHERE user_id IN "+inList(len(userIDs)), anys(userIDs)...)
 	if err != nil {
 		return nil, fmt.Errorf("read user subjects: %w", err)
 	}
@@ -207,7 +208,7 @@ func userSubjects(ctx context.Context, t *tx, userIDs []int64) (map[int64]int64,
 	if len(missing) == 0 {
 		return got, nil
 	}
-	ids, err := insertIDs(ctx, t, "openedx_authz_subject", nil, make([][]any, len(missing)))
+	ids, err := insertIDs(ctx, t, store.SubjectTable, nil, make([][]any, len(missing)))
 	if err != nil {
 		return nil, fmt.Errorf("create subjects: %w", err)
 	}
@@ -216,7 +217,7 @@ func userSubjects(ctx context.Context, t *tx, userIDs []int64) (map[int64]int64,
 		got[u] = ids[i]
 		link[i] = []any{ids[i], u}
 	}
-	return got, insertRows(ctx, t, "openedx_authz_usersubject", []string{"subject_ptr_id", "user_id"}, link)
+	return got, insertRows(ctx, t, store.UserSubjectTable, []string{"subject_ptr_id", "user_id"}, link)
 }
 
 // queryID returns the first column of the first row as an id, 0 for no row.

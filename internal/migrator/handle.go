@@ -11,6 +11,7 @@ import (
 
 	"authz-flag-consumer/internal/authz"
 	"authz-flag-consumer/internal/eventid"
+	"authz-flag-consumer/internal/store"
 )
 
 // Handle acts on one flag-change event once. Under the org's advisory lock
@@ -113,14 +114,14 @@ func (e *Engine) recordEvent(ctx context.Context, t *tx, src Source, ch Change, 
 	row := e.eventRow(src, ch, res)
 	// The update sets every column but event_id, created_at (row[0], row[12]).
 	args := append(append([]any{}, row[1:12]...), row[13], src.EventID)
-	r, err := t.exec(ctx, "UPDATE authz_consumer_event SET topic = ?, partition_no = ?, offset_no = ?, flag = ?, scope_type = ?, scope_key = ?, record_id = ?, outcome = ?, run_id = ?, direction = ?, detail = ?, updated_at = ? WHERE event_id = ?", args...)
+	r, err := t.exec(ctx, "UPDATE "+store.EventTable+" SET topic = ?, partition_no = ?, offset_no = ?, flag = ?, scope_type = ?, scope_key = ?, record_id = ?, outcome = ?, run_id = ?, direction = ?, detail = ?, updated_at = ? WHERE event_id = ?", args...)
 	if err != nil {
 		return fmt.Errorf("record outcome of event %s: %w", src.EventID, err)
 	}
 	if n, _ := r.RowsAffected(); n > 0 {
 		return nil
 	}
-	return insertRows(ctx, t, "authz_consumer_event", eventColumns, [][]any{row})
+	return insertRows(ctx, t, store.EventTable, eventColumns, [][]any{row})
 }
 
 var eventColumns = []string{"event_id", "topic", "partition_no", "offset_no", "flag", "scope_type", "scope_key", "record_id", "outcome", "run_id", "direction", "detail", "created_at", "updated_at"}
@@ -178,21 +179,21 @@ func (e *Engine) Park(ctx context.Context, p ParkedEvent) error {
 	now := e.now()
 	return e.locked(ctx, nil, func(t *tx) error {
 		var n int
-		if err := t.queryRow(ctx, "SELECT COUNT(*) FROM authz_consumer_parked WHERE topic = ? AND partition_no = ? AND offset_no = ?",
+		if err := t.queryRow(ctx, "SELECT COUNT(*) FROM "+store.ParkedTable+" WHERE topic = ? AND partition_no = ? AND offset_no = ?",
 			p.Topic, p.Partition, p.Offset).Scan(&n); err != nil {
 			return fmt.Errorf("park event %s: %w", p.EventID, err)
 		}
 		if n > 0 {
 			return nil
 		}
-		if err := insertRows(ctx, t, "authz_consumer_parked",
+		if err := insertRows(ctx, t, store.ParkedTable,
 			[]string{"event_id", "topic", "partition_no", "offset_no", "msg_key", "msg_value", "headers", "reason", "detail", "parked_at"},
 			[][]any{{p.EventID, p.Topic, p.Partition, p.Offset, p.Key, p.Value, string(headers), p.Reason, p.Detail, now}}); err != nil {
 			return err
 		}
 		src := Source{EventID: p.EventID, Topic: p.Topic, Partition: p.Partition, Offset: p.Offset}
 		var prior string
-		err := t.queryRow(ctx, "SELECT outcome FROM authz_consumer_event WHERE event_id = ?", p.EventID).Scan(&prior)
+		err := t.queryRow(ctx, "SELECT outcome FROM "+store.EventTable+" WHERE event_id = ?", p.EventID).Scan(&prior)
 		if err == nil && prior != string(OutcomeParked) {
 			return nil // the id was handled before: keep that outcome
 		}
@@ -203,7 +204,7 @@ func (e *Engine) Park(ctx context.Context, p ParkedEvent) error {
 // Parked lists parked events, oldest first; re-driven ones only when
 // includeRedriven.
 func (e *Engine) Parked(ctx context.Context, includeRedriven bool) ([]ParkedEvent, error) {
-	q := "SELECT id, event_id, topic, partition_no, offset_no, msg_key, msg_value, headers, reason, detail, parked_at, redriven_at FROM authz_consumer_parked"
+	q := "SELECT id, event_id, topic, partition_no, offset_no, msg_key, msg_value, headers, reason, detail, parked_at, redriven_at FROM " + store.ParkedTable
 	if !includeRedriven {
 		q += " WHERE redriven_at IS NULL"
 	}
@@ -233,7 +234,7 @@ func (e *Engine) Parked(ctx context.Context, includeRedriven bool) ([]ParkedEven
 // without reading their payloads.
 func (e *Engine) ParkedCount(ctx context.Context) (int, error) {
 	var n int
-	if err := e.db.SQL.QueryRowContext(ctx, "SELECT COUNT(*) FROM authz_consumer_parked WHERE redriven_at IS NULL").Scan(&n); err != nil {
+	if err := e.db.SQL.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+store.ParkedTable+" WHERE redriven_at IS NULL").Scan(&n); err != nil {
 		return 0, fmt.Errorf("count parked events: %w", err)
 	}
 	return n, nil
@@ -244,7 +245,7 @@ var ErrNotFound = errors.New("not found")
 
 // MarkRedriven marks a parked event as re-driven.
 func (e *Engine) MarkRedriven(ctx context.Context, id int64) error {
-	r, err := e.db.SQL.ExecContext(ctx, e.db.Rebind("UPDATE authz_consumer_parked SET redriven_at = ? WHERE id = ?"), e.now(), id)
+	r, err := e.db.SQL.ExecContext(ctx, e.db.Rebind("UPDATE "+store.ParkedTable+" SET redriven_at = ? WHERE id = ?"), e.now(), id)
 	if err != nil {
 		return fmt.Errorf("mark parked event %d re-driven: %w", id, err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"authz-flag-consumer/internal/authz"
 	"authz-flag-consumer/internal/migrator"
+	"authz-flag-consumer/internal/testenv"
 )
 
 // Events are triggers to reconcile their scope: desired (the effective
@@ -99,7 +100,7 @@ func TestEventsReconcileTheirScope(t *testing.T) {
 }
 
 func TestDisabledEventsAreRecordedAndHandledLater(t *testing.T) {
-	fx := newFixture(t, "sqlite")
+	fx := newFixture(t, testenv.Databases[0]) // no server needed
 	fx.legacy("s1", "OrgX", c1, "staff")
 	on := fx.override(migrator.CourseScope, c1, true, "on")
 	fx.eng = fx.engine(migrator.Options{AutoMigrate: false})
@@ -126,7 +127,7 @@ func TestFailedRunFromEventIsRecordedWithOutcome(t *testing.T) {
 }
 
 func TestParkKeepsOneRowPerMessage(t *testing.T) {
-	fx := newFixture(t, "sqlite")
+	fx := newFixture(t, testenv.Databases[0]) // no server needed
 	p := migrator.ParkedEvent{Topic: "t", Partition: 2, Offset: 7, Key: []byte{0, 1}, Value: []byte("x"), Headers: map[string]string{"ce_type": "x"}, Reason: "framing", Detail: "too short"}
 	require.NoError(t, fx.eng.Park(fx.ctx, p))
 	require.NoError(t, fx.eng.Park(fx.ctx, p))

@@ -53,7 +53,7 @@ func TestCourseForwardAndBackEveryRole(t *testing.T) {
 		require.Equal(t, 1, fx.count("openedx_authz_coursescope", ""))
 		require.Equal(t, 6, fx.count("openedx_authz_usersubject", ""))
 		require.Equal(t, 6, fx.count("openedx_authz_extendedcasbinrule e JOIN casbin_rule c ON c.id = e.casbin_rule_id JOIN openedx_authz_scope s ON s.id = e.scope_id JOIN openedx_authz_usersubject us ON us.subject_ptr_id = e.subject_id",
-			"e.casbin_rule_key = "+concat(fx.db.Dialect, "'g,'", "c.v0", "','", "c.v1", "','", "c.v2", "','")))
+			"e.casbin_rule_key = "+fx.db.Driver().Concat("'g,'", "c.v0", "','", "c.v1", "','", "c.v2", "','")))
 		require.Equal(t, []string{"created|user^u_staff|role^course_staff|course-v1^" + c1 + "|NULL"},
 			fx.strings("SELECT operation, subject, role, scope, actor_id FROM openedx_authz_roleassignmentaudit WHERE subject = 'user^u_staff'"))
 
@@ -66,13 +66,6 @@ func TestCourseForwardAndBackEveryRole(t *testing.T) {
 		require.Equal(t, 0, fx.count("openedx_authz_extendedcasbinrule", ""))
 		require.Equal(t, 6, fx.count("openedx_authz_roleassignmentaudit", "operation = 'deleted'"))
 	})
-}
-
-func concat(d store.Dialect, parts ...string) string {
-	if d == store.MySQL {
-		return "CONCAT(" + strings.Join(parts, ", ") + ")"
-	}
-	return strings.Join(parts, " || ")
 }
 
 func TestOrgForwardAndBack(t *testing.T) {
@@ -252,7 +245,7 @@ func TestLongKeysSurviveIntact(t *testing.T) {
 }
 
 func TestBadRequestsWriteNothing(t *testing.T) {
-	fx := newFixture(t, store.SQLite)
+	fx := newFixture(t, testenv.Databases[0]) // no server needed
 	fx.legacy("s1", "OrgX", c1, "staff")
 	fx.legacy("s2", "OrgX", "", "instructor")
 	before := testenv.DumpAll(t, fx.db)
@@ -275,14 +268,14 @@ func TestBadRequestsWriteNothing(t *testing.T) {
 // A manual run that cannot get the org's lock records a skipped run, as
 // openedx-authz does when a run of the scope is active.
 func TestManualRunBehindAHeldLockIsSkipped(t *testing.T) {
-	for _, d := range []store.Dialect{store.MySQL, store.Postgres} {
-		t.Run(string(d), func(t *testing.T) {
+	for _, d := range testenv.Servers() {
+		t.Run(d.Name, func(t *testing.T) {
 			fx := newFixture(t, d)
 			fx.legacy("s1", "OrgX", c1, "staff")
 			conn, err := fx.db.SQL.Conn(fx.ctx)
 			require.NoError(t, err)
 			defer conn.Close()
-			release, err := lock.Acquire(fx.ctx, d, conn, "OrgX", time.Second)
+			release, err := lock.Acquire(fx.ctx, fx.db.Driver(), conn, "OrgX", time.Second)
 			require.NoError(t, err)
 			eng := fx.engine(migrator.Options{LockTimeout: 200 * time.Millisecond})
 			run, err := eng.Run(fx.ctx, migrator.Request{Direction: migrator.Forward, ScopeType: migrator.CourseScope,

@@ -6,7 +6,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"authz-flag-consumer/internal/migrator"
-	"authz-flag-consumer/internal/store"
 )
 
 // overview inserts a course_overviews_courseoverview row, as the CMS does
@@ -54,7 +53,7 @@ func TestCourseScopesAsOpenedxAuthzMakesThem(t *testing.T) {
 			withOverview + "|" + withOverview,
 		}, fx.scopes())
 		require.Equal(t, 8, fx.count("openedx_authz_extendedcasbinrule e JOIN openedx_authz_scope s ON s.id = e.scope_id",
-			"e.casbin_rule_key LIKE "+concat(fx.db.Dialect, "'%'", "s.external_key", "',%'")), "every rule points at its course's scope")
+			"e.casbin_rule_key LIKE "+fx.db.Driver().Concat("'%'", "s.external_key", "',%'")), "every rule points at its course's scope")
 
 		// The course is created later: openedx-authz links the pending scope
 		// itself (link_pending_scope); a second round trip makes no new scope.
@@ -113,7 +112,7 @@ func TestOrgSpelledInTwoCases(t *testing.T) {
 
 		run := fx.run(migrator.Forward, migrator.OrgScope, "OrgX")
 		require.Equal(t, "OrgX", run.ScopeKey)
-		if fx.db.Dialect == store.MySQL {
+		if fx.dbase.FoldsCase {
 			require.Equal(t, migrator.StatusCompleted, run.Status)
 			require.EqualValues(t, 3, run.Metadata["success_count"], "MySQL's collation selects both spellings")
 			require.Empty(t, fx.legacyRows())
@@ -162,7 +161,7 @@ func TestRunsBumpThePolicyVersion(t *testing.T) {
 		require.Equal(t, migrator.StatusCompleted, fx.run(migrator.Forward, migrator.CourseScope, c1).Status)
 		first := version()
 		require.Regexp(t, `^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$`, first)
-		require.Equal(t, fx.db.Dialect == store.SQLite, len(first) == 32, "SQLite stores Django's char(32) hex; MariaDB and PostgreSQL a native uuid")
+		require.Equal(t, !fx.dbase.NativeUUID, len(first) == 32, "SQLite stores Django's char(32) hex; MariaDB and PostgreSQL a native uuid")
 		require.Equal(t, migrator.StatusCompleted, fx.run(migrator.Forward, migrator.CourseScope, "course-v1:OrgX+Empty+2024").Status)
 		require.Equal(t, first, version(), "nothing moved, nothing to reload")
 		require.Equal(t, migrator.StatusCompleted, fx.run(migrator.Rollback, migrator.CourseScope, c1).Status)
@@ -185,7 +184,7 @@ func TestCourseSpelledTwoWaysInOneRun(t *testing.T) {
 		fx.legacy("b", "orgx", lower, "staff")
 		run := fx.run(migrator.Forward, migrator.OrgScope, "OrgX")
 		require.Equal(t, migrator.StatusCompleted, run.Status, "%v", run.Metadata["error"])
-		if fx.db.Dialect == store.MySQL {
+		if fx.dbase.FoldsCase {
 			require.EqualValues(t, 2, run.Metadata["success_count"])
 			require.Equal(t, []string{lower + "|" + upper}, fx.scopes(), "one scope for the course, linked")
 		} else {

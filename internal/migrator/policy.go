@@ -47,7 +47,7 @@ func addGroupings(ctx context.Context, db *store.DB, t *tx, rules [][3]string) (
 	for i, r := range rules {
 		lines[i] = gormadapter.CasbinRule{Ptype: "g", V0: r[0], V1: r[1], V2: r[2]}
 	}
-	if err := gormOn(ctx, db, t).Table(PolicyTable).CreateInBatches(&lines, rowsPerStatement(db.Dialect, 7)).Error; err != nil {
+	if err := gormOn(ctx, db, t).Table(PolicyTable).CreateInBatches(&lines, db.RowsPerStatement(7)).Error; err != nil {
 		return nil, fmt.Errorf("add %d grouping policies: %w", len(lines), err)
 	}
 	ids := make([]int64, len(lines))

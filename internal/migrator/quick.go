@@ -1,6 +1,7 @@
 package migrator
 
 import (
+	"authz-flag-consumer/internal/store"
 	"context"
 	"database/sql"
 	"errors"
@@ -87,7 +88,7 @@ func (q *quickBatch) settle(ctx context.Context, items []Item) ([]Result, error)
 
 // flush writes the outcome rows collected so far.
 func (q *quickBatch) flush(ctx context.Context) error {
-	err := insertRows(ctx, q.t, "authz_consumer_event", eventColumns, q.rows)
+	err := insertRows(ctx, q.t, store.EventTable, eventColumns, q.rows)
 	q.rows = nil
 	return err
 }
@@ -144,8 +145,8 @@ func (q *quickBatch) readPrior(ctx context.Context, items []Item) error {
 	}
 	ids = unique(ids)
 	q.prior = map[string]priorOutcome{}
-	for _, chunk := range chunks(ids, rowsPerStatement(q.t.db.Dialect, 1)) {
-		rows, err := q.t.query(ctx, "SELECT event_id, outcome, run_id, direction, detail FROM authz_consumer_event WHERE event_id IN "+inList(len(chunk)), anys(chunk)...)
+	for _, chunk := range chunks(ids, q.t.db.RowsPerStatement(1)) {
+		rows, err := q.t.query(ctx, "SELECT event_id, outcome, run_id, direction, detail FROM "+store.EventTable+" WHERE event_id IN "+inList(len(chunk)), anys(chunk)...)
 		if err != nil {
 			return fmt.Errorf("read outcomes of events: %w", err)
 		}

@@ -2,6 +2,7 @@ package migrator
 
 import (
 	"authz-flag-consumer/internal/authz"
+	"authz-flag-consumer/internal/store"
 
 	"context"
 	"fmt"
@@ -135,7 +136,7 @@ func (e *Engine) resolveUsers(ctx context.Context, t *tx, cands []grouping, rep 
 		names = append(names, g.username)
 	}
 	names = unique(names)
-	rows, err := t.query(ctx, `SELECT u.username, u.id FROM openedx_authz_usersubject s JOIN auth_user u ON u.id = s.user_id
+	rows, err := t.query(ctx, `SELECT u.username, u.id FROM `+store.UserSubjectTable+` s JOIN `+store.UserTable+` u ON u.id = s.user_id
 		WHERE u.username IN `+inList(len(names)), anys(names)...)
 	if err != nil {
 		return nil, fmt.Errorf("read users: %w", err)
@@ -181,7 +182,7 @@ func restoreLegacy(ctx context.Context, t *tx, cands []grouping) error {
 			add = append(add, []any{g.userID, g.org, g.courseID, g.legacy})
 		}
 	}
-	return insertRowsKeepExisting(ctx, t, "student_courseaccessrole", []string{"user_id", "org", "course_id", "role"}, "user_id, org, course_id, role", add)
+	return insertRowsKeepExisting(ctx, t, store.LegacyRoleTable, []string{"user_id", "org", "course_id", "role"}, "user_id, org, course_id, role", add)
 }
 
 // unassign removes the rules of cands with their extended rules, and writes
@@ -197,7 +198,7 @@ func (e *Engine) unassign(ctx context.Context, t *tx, cands []grouping) error {
 		ids[i] = g.id
 		audit[i] = []any{"deleted", g.subject, g.role, g.scope, now}
 	}
-	if _, err := t.exec(ctx, "DELETE FROM openedx_authz_extendedcasbinrule WHERE casbin_rule_id IN "+inList(len(ids)), anys(ids)...); err != nil {
+	if _, err := t.exec(ctx, "DELETE FROM "+store.ExtendedRuleTable+" WHERE casbin_rule_id IN "+inList(len(ids)), anys(ids)...); err != nil {
 		return fmt.Errorf("delete extended rules: %w", err)
 	}
 	if _, err := t.exec(ctx, "DELETE FROM "+PolicyTable+" WHERE id IN "+inList(len(ids)), anys(ids)...); err != nil {

@@ -1,6 +1,7 @@
 package migrator
 
 import (
+	"authz-flag-consumer/internal/store"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -18,7 +19,7 @@ type RunFilter struct {
 
 // Runs lists runs, newest first.
 func (e *Engine) Runs(ctx context.Context, f RunFilter) ([]Run, error) {
-	q := "SELECT " + runColumns + " FROM openedx_authz_authzcourseauthoringmigrationrun WHERE 1 = 1"
+	q := "SELECT " + runColumns + " FROM " + store.RunTable + " WHERE 1 = 1"
 	var args []any
 	if f.Status != "" {
 		q += " AND status = ?"
@@ -54,7 +55,7 @@ func (e *Engine) queryRuns(ctx context.Context, q string, args ...any) ([]Run, e
 
 // GetRun returns one run, or an error wrapping ErrNotFound.
 func (e *Engine) GetRun(ctx context.Context, id int64) (*Run, error) {
-	rows, err := e.db.SQL.QueryContext(ctx, e.db.Rebind("SELECT "+runColumns+" FROM openedx_authz_authzcourseauthoringmigrationrun WHERE id = ?"), id)
+	rows, err := e.db.SQL.QueryContext(ctx, e.db.Rebind("SELECT "+runColumns+" FROM "+store.RunTable+" WHERE id = ?"), id)
 	if err != nil {
 		return nil, fmt.Errorf("read run %d: %w", id, err)
 	}
@@ -92,7 +93,7 @@ func scanRun(rows *sql.Rows) (*Run, error) {
 // openedx-authz assignment of it or of one of its courses.
 func (e *Engine) OrgKnown(ctx context.Context, org string) (bool, error) {
 	var n int
-	err := e.db.SQL.QueryRowContext(ctx, e.db.Rebind("SELECT COUNT(*) FROM (SELECT 1 AS x FROM student_courseaccessrole WHERE org = ? LIMIT 1) a"), org).Scan(&n)
+	err := e.db.SQL.QueryRowContext(ctx, e.db.Rebind("SELECT COUNT(*) FROM (SELECT 1 AS x FROM "+store.LegacyRoleTable+" WHERE org = ? LIMIT 1) a"), org).Scan(&n)
 	if err != nil || n > 0 {
 		return n > 0, err
 	}
@@ -107,7 +108,7 @@ func (e *Engine) OrgKnown(ctx context.Context, org string) (bool, error) {
 // migration, which should be off) or left by a crash of one: `run` warns
 // about them at start.
 func (e *Engine) RunningRuns(ctx context.Context) ([]Run, error) {
-	return e.queryRuns(ctx, "SELECT "+runColumns+" FROM openedx_authz_authzcourseauthoringmigrationrun WHERE status = ? ORDER BY id", StatusRunning)
+	return e.queryRuns(ctx, "SELECT "+runColumns+" FROM "+store.RunTable+" WHERE status = ? ORDER BY id", StatusRunning)
 }
 
 // CourseKnown reports whether anything here names the course: a legacy
@@ -115,9 +116,9 @@ func (e *Engine) RunningRuns(ctx context.Context) ([]Run, error) {
 // of it. A manual run of a course nothing names would record an empty run.
 func (e *Engine) CourseKnown(ctx context.Context, key string) (bool, error) {
 	for _, q := range []string{
-		"SELECT COUNT(*) FROM (SELECT 1 AS x FROM student_courseaccessrole WHERE course_id = ? LIMIT 1) a",
-		"SELECT COUNT(*) FROM (SELECT 1 AS x FROM course_overviews_courseoverview WHERE id = ? LIMIT 1) a",
-		"SELECT COUNT(*) FROM (SELECT 1 AS x FROM waffle_utils_waffleflagcourseoverridemodel WHERE course_id = ? LIMIT 1) a",
+		"SELECT COUNT(*) FROM (SELECT 1 AS x FROM " + store.LegacyRoleTable + " WHERE course_id = ? LIMIT 1) a",
+		"SELECT COUNT(*) FROM (SELECT 1 AS x FROM " + store.CourseOverviewTable + " WHERE id = ? LIMIT 1) a",
+		"SELECT COUNT(*) FROM (SELECT 1 AS x FROM " + store.CourseOverrideTable + " WHERE course_id = ? LIMIT 1) a",
 	} {
 		var n int
 		if err := e.db.SQL.QueryRowContext(ctx, e.db.Rebind(q), key).Scan(&n); err != nil {

@@ -84,8 +84,8 @@ func bulkCourseScopes(ctx context.Context, t *tx, keys []string, cache map[strin
 		linkedKeys = append(linkedKeys, k)
 	}
 	if len(linkedKeys) > 0 {
-		linked, err := queryPairs(ctx, t, true, `SELECT c.scope_ptr_id, c.course_overview_id, COALESCE(s.external_key, '') FROM openedx_authz_coursescope c
-			JOIN openedx_authz_scope s ON s.id = c.scope_ptr_id WHERE c.course_overview_id IN `+inList(len(linkedKeys))+` ORDER BY c.scope_ptr_id`, linkedKeys)
+		linked, err := queryPairs(ctx, t, true, `SELECT c.scope_ptr_id, c.course_overview_id, COALESCE(s.external_key, '') FROM `+store.CourseScopeTable+` c
+			JOIN `+store.ScopeTable+` s ON s.id = c.scope_ptr_id WHERE c.course_overview_id IN `+inList(len(linkedKeys))+` ORDER BY c.scope_ptr_id`, linkedKeys)
 		if err != nil {
 			return nil, fmt.Errorf("read course scopes: %w", err)
 		}
@@ -118,8 +118,8 @@ func bulkCourseScopes(ctx context.Context, t *tx, keys []string, cache map[strin
 	if len(rest) == 0 {
 		return slow, nil
 	}
-	byKey, err := queryPairs(ctx, t, true, `SELECT s.id, s.external_key, COALESCE(c.course_overview_id, '') FROM openedx_authz_scope s
-		JOIN openedx_authz_coursescope c ON c.scope_ptr_id = s.id WHERE s.external_key IN `+inList(len(rest))+``, rest)
+	byKey, err := queryPairs(ctx, t, true, `SELECT s.id, s.external_key, COALESCE(c.course_overview_id, '') FROM `+store.ScopeTable+` s
+		JOIN `+store.CourseScopeTable+` c ON c.scope_ptr_id = s.id WHERE s.external_key IN `+inList(len(rest))+``, rest)
 	if err != nil {
 		return nil, fmt.Errorf("read course scopes: %w", err)
 	}
@@ -155,11 +155,11 @@ func bulkCourseScopes(ctx context.Context, t *tx, keys []string, cache map[strin
 	if len(create) == 0 {
 		return slow, nil
 	}
-	if _, err := insertIDs(ctx, t, "openedx_authz_scope", []string{"external_key"}, create); err != nil {
+	if _, err := insertIDs(ctx, t, store.ScopeTable, []string{"external_key"}, create); err != nil {
 		return nil, fmt.Errorf("create scopes: %w", err)
 	}
 	// Read back rather than trust RETURNING's row order.
-	ids, err := queryPairs(ctx, t, true, "SELECT id, external_key, '' FROM openedx_authz_scope WHERE external_key IN "+inList(len(created)), created)
+	ids, err := queryPairs(ctx, t, true, "SELECT id, external_key, '' FROM "+store.ScopeTable+" WHERE external_key IN "+inList(len(created)), created)
 	if err != nil {
 		return nil, fmt.Errorf("read created scopes: %w", err)
 	}
@@ -172,7 +172,7 @@ func bulkCourseScopes(ctx context.Context, t *tx, keys []string, cache map[strin
 		link = append(link, []any{p.id, overview})
 		cache[p.key] = p.id
 	}
-	if err := insertRows(ctx, t, "openedx_authz_coursescope", []string{"scope_ptr_id", "course_overview_id"}, link); err != nil {
+	if err := insertRows(ctx, t, store.CourseScopeTable, []string{"scope_ptr_id", "course_overview_id"}, link); err != nil {
 		return nil, err
 	}
 	return slow, nil
@@ -271,19 +271,19 @@ func courseScope(ctx context.Context, t *tx, key string) (int64, error) {
 		// canonical key, treat the course as having no overview row.
 		overview = nil
 	}
-	const scopeByKey = "SELECT s.id FROM openedx_authz_scope s JOIN openedx_authz_coursescope c ON c.scope_ptr_id = s.id WHERE s.external_key = ?"
+	const scopeByKey = "SELECT s.id FROM " + store.ScopeTable + " s JOIN " + store.CourseScopeTable + " c ON c.scope_ptr_id = s.id WHERE s.external_key = ?"
 	if overview == nil {
 		if id, err := queryID(ctx, t, scopeByKey, key); err != nil || id != 0 {
 			return id, err
 		}
 		return newCourseScope(ctx, t, key, nil)
 	}
-	id, err := queryID(ctx, t, "SELECT scope_ptr_id FROM openedx_authz_coursescope WHERE course_overview_id = ? ORDER BY scope_ptr_id", *overview)
+	id, err := queryID(ctx, t, "SELECT scope_ptr_id FROM "+store.CourseScopeTable+" WHERE course_overview_id = ? ORDER BY scope_ptr_id", *overview)
 	if err != nil {
 		return 0, err
 	}
 	if id != 0 {
-		_, err := t.exec(ctx, "UPDATE openedx_authz_scope SET external_key = ? WHERE id = ? AND (external_key IS NULL OR external_key = '')", key, id)
+		_, err := t.exec(ctx, "UPDATE "+store.ScopeTable+" SET external_key = ? WHERE id = ? AND (external_key IS NULL OR external_key = '')", key, id)
 		return id, err
 	}
 	pending, err := queryID(ctx, t, scopeByKey+" AND c.course_overview_id IS NULL", key)
@@ -291,18 +291,18 @@ func courseScope(ctx context.Context, t *tx, key string) (int64, error) {
 		return 0, err
 	}
 	if pending != 0 {
-		_, err := t.exec(ctx, "UPDATE openedx_authz_coursescope SET course_overview_id = ? WHERE scope_ptr_id = ?", *overview, pending)
+		_, err := t.exec(ctx, "UPDATE "+store.CourseScopeTable+" SET course_overview_id = ? WHERE scope_ptr_id = ?", *overview, pending)
 		return pending, err
 	}
 	return newCourseScope(ctx, t, key, *overview)
 }
 
 func newCourseScope(ctx context.Context, t *tx, key string, overview any) (int64, error) {
-	ids, err := insertIDs(ctx, t, "openedx_authz_scope", []string{"external_key"}, [][]any{{key}})
+	ids, err := insertIDs(ctx, t, store.ScopeTable, []string{"external_key"}, [][]any{{key}})
 	if err != nil {
 		return 0, fmt.Errorf("create scope: %w", err)
 	}
-	if err := insertRows(ctx, t, "openedx_authz_coursescope", []string{"scope_ptr_id", "course_overview_id"}, [][]any{{ids[0], overview}}); err != nil {
+	if err := insertRows(ctx, t, store.CourseScopeTable, []string{"scope_ptr_id", "course_overview_id"}, [][]any{{ids[0], overview}}); err != nil {
 		return 0, err
 	}
 	return ids[0], nil

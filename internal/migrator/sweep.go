@@ -11,6 +11,7 @@ import (
 
 	"authz-flag-consumer/internal/authz"
 	"authz-flag-consumer/internal/lock"
+	"authz-flag-consumer/internal/store"
 )
 
 // Trigger kinds recorded in run metadata.
@@ -68,7 +69,7 @@ func (e *Engine) Sweep(ctx context.Context, o SweepOptions) (SweepResult, error)
 		return res, fmt.Errorf("sweep: get connection: %w", err)
 	}
 	defer conn.Close()
-	release, err := lock.Acquire(ctx, e.db.Dialect, conn, sweepLockName, e.opts.LockTimeout/10)
+	release, err := lock.Acquire(ctx, e.db.Driver(), conn, sweepLockName, e.opts.LockTimeout/10)
 	if errors.Is(err, lock.ErrTimeout) {
 		res.Skipped = true
 		return res, nil
@@ -206,7 +207,7 @@ type sweepMark struct {
 func (e *Engine) readSweepMark(ctx context.Context) (*sweepMark, error) {
 	var m sweepMark
 	var courseGaps, orgGaps string
-	err := e.db.SQL.QueryRowContext(ctx, "SELECT course_mark, org_mark, course_floor, org_floor, course_gaps, org_gaps, everyone FROM authz_consumer_sweep WHERE id = 1").
+	err := e.db.SQL.QueryRowContext(ctx, "SELECT course_mark, org_mark, course_floor, org_floor, course_gaps, org_gaps, everyone FROM "+store.SweepTable+" WHERE id = 1").
 		Scan(&m.course, &m.org, &m.courseFloor, &m.orgFloor, &courseGaps, &orgGaps, &m.everyone)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
@@ -238,7 +239,7 @@ func formatIDs(ids []int64) string {
 
 func (e *Engine) writeSweepMark(ctx context.Context, m sweepMark) error {
 	return e.locked(ctx, nil, func(t *tx) error {
-		res, err := t.exec(ctx, "UPDATE authz_consumer_sweep SET course_mark = ?, org_mark = ?, course_gaps = ?, org_gaps = ?, everyone = ?, updated_at = ? WHERE id = 1",
+		res, err := t.exec(ctx, "UPDATE "+store.SweepTable+" SET course_mark = ?, org_mark = ?, course_gaps = ?, org_gaps = ?, everyone = ?, updated_at = ? WHERE id = 1",
 			m.course, m.org, formatIDs(m.courseGaps), formatIDs(m.orgGaps), m.everyone, e.now())
 		if err != nil {
 			return fmt.Errorf("write sweep watermark: %w", err)
@@ -246,7 +247,7 @@ func (e *Engine) writeSweepMark(ctx context.Context, m sweepMark) error {
 		if n, _ := res.RowsAffected(); n > 0 {
 			return nil
 		}
-		return insertRowsKeepExisting(ctx, t, "authz_consumer_sweep",
+		return insertRowsKeepExisting(ctx, t, store.SweepTable,
 			[]string{"id", "course_mark", "org_mark", "course_floor", "org_floor", "course_gaps", "org_gaps", "everyone", "updated_at"}, "id",
 			[][]any{{1, m.course, m.org, m.courseFloor, m.orgFloor, formatIDs(m.courseGaps), formatIDs(m.orgGaps), m.everyone, e.now()}})
 	})
@@ -352,7 +353,7 @@ func (e *Engine) knownOrgs(ctx context.Context) ([]string, error) {
 		return rows.Err()
 	}
 	asIs := func(v string) (string, bool) { return v, true }
-	if err := add("SELECT DISTINCT org FROM student_courseaccessrole WHERE course_id = '' OR course_id LIKE 'course-v1:%'", nil, asIs); err != nil {
+	if err := add("SELECT DISTINCT org FROM "+store.LegacyRoleTable+" WHERE course_id = '' OR course_id LIKE 'course-v1:%'", nil, asIs); err != nil {
 		return nil, err
 	}
 	table, _ := overrideTable(OrgScope)

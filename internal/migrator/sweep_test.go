@@ -8,7 +8,6 @@ import (
 	"authz-flag-consumer/internal/authz"
 	"authz-flag-consumer/internal/demo"
 	"authz-flag-consumer/internal/migrator"
-	"authz-flag-consumer/internal/store"
 )
 
 func (fx *fixture) sweep(global bool) migrator.SweepResult {
@@ -38,7 +37,7 @@ func TestSweepHealsLostEvents(t *testing.T) {
 		require.Equal(t, 1, res.Runs)
 		require.Len(t, fx.rules(), 3, "the org run moved its courses and the org-wide row")
 		require.Equal(t, []string{"forward|org|OrgX|sweep"}, fx.strings(`SELECT migration_type, scope_type, scope_key, `+
-			jsonField(fx.db.Dialect, "metadata", "trigger")+` FROM openedx_authz_authzcourseauthoringmigrationrun`))
+			fx.db.Driver().JSONText("metadata", "trigger")+` FROM openedx_authz_authzcourseauthoringmigrationrun`))
 
 		// Nothing new: no scope is looked at again.
 		res = fx.sweep(false)
@@ -88,22 +87,11 @@ func TestSweepGlobalFlip(t *testing.T) {
 		require.Equal(t, []string{"g|user^a|role^course_staff|course-v1^course-v1:OrgA+C1+2024|||"}, fx.rules(),
 			"OrgA+Keep keeps its own off")
 		require.Equal(t, []string{"forward|org|OrgA|global"}, fx.strings(`SELECT migration_type, scope_type, scope_key, `+
-			jsonField(fx.db.Dialect, "metadata", "trigger")+` FROM openedx_authz_authzcourseauthoringmigrationrun`))
+			fx.db.Driver().JSONText("metadata", "trigger")+` FROM openedx_authz_authzcourseauthoringmigrationrun`))
 	})
 }
 
 func (fx *fixture) setEveryone(on bool) {
 	fx.t.Helper()
 	require.NoError(fx.t, demo.SetEveryone(fx.ctx, fx.db, authz.DefaultFlag, &on))
-}
-
-// jsonField is the SQL that reads a top-level string field of a JSON column.
-func jsonField(d store.Dialect, col, field string) string {
-	switch d {
-	case store.Postgres:
-		return col + "::jsonb->>'" + field + "'"
-	case store.MySQL:
-		return "JSON_UNQUOTE(JSON_EXTRACT(" + col + ", '$." + field + "'))"
-	}
-	return "json_extract(" + col + ", '$." + field + "')"
 }

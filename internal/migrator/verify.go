@@ -2,7 +2,6 @@ package migrator
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"sort"
@@ -108,11 +107,7 @@ func (r *DriftReport) Drifting() []ScopeDrift {
 // leaves them too) are listed apart and are not drift. It reads in one
 // read-only transaction and writes nothing.
 func (e *Engine) Verify(ctx context.Context, f VerifyFilter) (*DriftReport, error) {
-	opts := &sql.TxOptions{ReadOnly: true}
-	if e.db.Dialect != store.SQLite {
-		opts.Isolation = sql.LevelRepeatableRead // one snapshot for the whole report
-	}
-	sqlTx, err := e.db.SQL.BeginTx(ctx, opts)
+	sqlTx, err := e.db.SQL.BeginTx(ctx, e.db.Driver().SnapshotTx()) // one snapshot for the whole report
 	if err != nil {
 		return nil, fmt.Errorf("verify: begin read-only transaction: %w", err)
 	}
@@ -160,7 +155,7 @@ type roleSet struct {
 func loadRoles(ctx context.Context, t *tx, only *Scope) (*roleSet, error) {
 	rs := &roleSet{legacy: map[Scope][]legacyRow{}, rules: map[Scope][]grouping{}, existing: map[string]bool{}, subjects: map[string]bool{}}
 	q := `SELECT r.id, r.user_id, COALESCE(u.username, ''), r.org, r.course_id, r.role
-		FROM student_courseaccessrole r LEFT JOIN auth_user u ON u.id = r.user_id
+		FROM ` + store.LegacyRoleTable + ` r LEFT JOIN ` + store.UserTable + ` u ON u.id = r.user_id
 		WHERE (r.course_id = '' OR r.course_id LIKE 'course-v1:%') AND r.role IN ` + inList(len(authz.LegacyRoles))
 	args := anys(authz.LegacyRoles)
 	if only != nil && only.Type == CourseScope {
@@ -220,8 +215,8 @@ func loadRoles(ctx context.Context, t *tx, only *Scope) (*roleSet, error) {
 	}
 	// As a rollback finds each rule's user: through its user subject, the
 	// lookup by the database's comparison, the match exact.
-	for _, chunk := range chunks(unique(names), rowsPerStatement(t.db.Dialect, 1)) {
-		rows, err := t.query(ctx, `SELECT u.username FROM openedx_authz_usersubject s JOIN auth_user u ON u.id = s.user_id
+	for _, chunk := range chunks(unique(names), t.db.RowsPerStatement(1)) {
+		rows, err := t.query(ctx, `SELECT u.username FROM `+store.UserSubjectTable+` s JOIN `+store.UserTable+` u ON u.id = s.user_id
 			WHERE u.username IN `+inList(len(chunk)), anys(chunk)...)
 		if err != nil {
 			return nil, fmt.Errorf("verify: read user subjects: %w", err)
@@ -400,7 +395,7 @@ func (e *Engine) scopeDrift(ctx context.Context, t *tx, s Scope, rs *roleSet) (S
 // that row stays.
 func forwardCheck(r legacyRow, existing, seen map[string]bool) (reason string, ref RowRef) {
 	external, _ := authz.ScopeOf(r.org, r.courseID)
-	ref = RowRef{Table: "student_courseaccessrole", ID: r.id, Subject: r.username, Role: r.role, Scope: external}
+	ref = RowRef{Table: store.LegacyRoleTable, ID: r.id, Subject: r.username, Role: r.role, Scope: external}
 	authzRole, _ := authz.AuthzRole(r.role)
 	if r.courseID == "" {
 		if msg := authz.GlobOrgProblem(r.org); msg != "" {

@@ -1,8 +1,10 @@
 // Package store opens the database and owns the table definitions: the Open
 // edX tables (created only for the embedded default and tests,
 // checked read-only in production) and the service's own authz_consumer_*
-// tables, created by versioned migrations. Dialect differences (SQLite,
-// MySQL/MariaDB, PostgreSQL) live here and in internal/lock only.
+// tables, created by versioned migrations. Everything that differs between
+// the databases (SQLite, MySQL/MariaDB, PostgreSQL) is the Driver's: one
+// implementation per dialect, driver_*.go; code above the store asks the
+// driver and never names a dialect.
 package store
 
 import (
@@ -30,7 +32,8 @@ import (
 	"gorm.io/gorm/logger"
 )
 
-// Dialect names the database family.
+// Dialect names the database family. Only the store and the benchmark's
+// fixture tell dialects apart; everything else asks the Driver.
 type Dialect string
 
 const (
@@ -40,14 +43,14 @@ const (
 )
 
 // DB is an open database. SQL is the pool every query goes through; Gorm
-// wraps the same pool for the casbin gorm-adapter.
+// wraps the same pool for the casbin gorm-adapter; Driver says how this
+// database differs from the others.
 type DB struct {
-	SQL     *sql.DB
-	Gorm    *gorm.DB
-	Dialect Dialect
-	MariaDB bool   // MySQL dialect served by MariaDB (INSERT ... RETURNING works)
-	URL     string // the URL with its password masked, safe to log
+	SQL  *sql.DB
+	Gorm *gorm.DB
+	URL  string // the URL with its password masked, safe to log
 
+	driver   Driver
 	uuidCols sync.Map // NativeUUID's answers
 }
 
@@ -113,60 +116,78 @@ func open(ctx context.Context, rawURL string, existing bool) (*DB, error) {
 	if err != nil || u.Scheme == "" {
 		return nil, fmt.Errorf("database URL %q: want sqlite:///path, mysql://user:pass@host:port/db or postgres://user:pass@host:port/db", MaskURL(rawURL))
 	}
-	db := &DB{URL: MaskURL(rawURL)}
-	var dial gorm.Dialector
+	masked := MaskURL(rawURL)
+	var pool *sql.DB
 	switch u.Scheme {
 	case "sqlite", "sqlite3":
 		path := sqlitePath(u)
 		if path == "" {
-			return nil, fmt.Errorf("database URL %s: no file path", db.URL)
+			return nil, fmt.Errorf("database URL %s: no file path", masked)
 		}
-		if err := sqliteFile(db.URL, path, existing); err != nil {
+		if err := sqliteFile(masked, path, existing); err != nil {
 			return nil, err
 		}
 		// One writer at a time: every transaction begins IMMEDIATE, so it
 		// takes SQLite's write lock up front, and
 		// waits up to busy_timeout for another writer to finish.
 		dsn := "file:" + path + "?_pragma=busy_timeout(60000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
-		if db.SQL, err = sql.Open("sqlite", dsn); err != nil {
-			return nil, fmt.Errorf("open %s: %w", db.URL, err)
+		if pool, err = sql.Open("sqlite", dsn); err != nil {
+			return nil, fmt.Errorf("open %s: %w", masked, err)
 		}
-		db.Dialect = SQLite
-		dial = sqlite.Dialector{Conn: db.SQL}
 	case "mysql", "mariadb":
 		conn, err := mysql.NewConnector(MySQLConfig(u))
 		if err != nil {
-			return nil, fmt.Errorf("open %s: %w", db.URL, err)
+			return nil, fmt.Errorf("open %s: %w", masked, err)
 		}
-		db.SQL = sql.OpenDB(conn)
-		db.Dialect = MySQL
-		dial = gmysql.New(gmysql.Config{Conn: db.SQL, SkipInitializeWithVersion: true})
+		pool = sql.OpenDB(conn)
 	case "postgres", "postgresql":
-		if db.SQL, err = sql.Open("pgx", rawURL); err != nil {
-			return nil, fmt.Errorf("open %s: %w", db.URL, err)
+		if pool, err = sql.Open("pgx", rawURL); err != nil {
+			return nil, fmt.Errorf("open %s: %w", masked, err)
 		}
-		db.Dialect = Postgres
-		dial = postgres.New(postgres.Config{Conn: db.SQL})
 	default:
-		return nil, fmt.Errorf("database URL %s: unknown scheme %q (want sqlite, mysql or postgres)", db.URL, u.Scheme)
+		return nil, fmt.Errorf("database URL %s: unknown scheme %q (want sqlite, mysql or postgres)", masked, u.Scheme)
+	}
+	db, err := Wrap(ctx, pool, rawURL)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// Wrap makes a DB of a pool the caller opened on the database rawURL names
+// (its scheme picks the driver): for tests that need connection settings
+// Open does not make. It pings the database; Close closes the pool.
+func Wrap(ctx context.Context, pool *sql.DB, rawURL string) (*DB, error) {
+	db := &DB{SQL: pool, URL: MaskURL(rawURL)}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("database URL %s: %w", db.URL, err)
 	}
 	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := db.SQL.PingContext(pingCtx); err != nil {
-		db.SQL.Close()
+	if err := pool.PingContext(pingCtx); err != nil {
 		return nil, fmt.Errorf("database %s unreachable: %w", db.URL, err)
 	}
-	if db.Dialect == MySQL {
+	var dial gorm.Dialector
+	switch u.Scheme {
+	case "sqlite", "sqlite3":
+		db.driver = sqliteDriver{}
+		dial = sqlite.Dialector{Conn: pool}
+	case "mysql", "mariadb":
 		var version string
-		if err := db.SQL.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version); err != nil {
-			db.SQL.Close()
+		if err := pool.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version); err != nil {
 			return nil, fmt.Errorf("database %s: read version: %w", db.URL, err)
 		}
-		db.MariaDB = strings.Contains(strings.ToLower(version), "mariadb")
+		db.driver = mysqlDriver{mariaDB: strings.Contains(strings.ToLower(version), "mariadb")}
+		dial = gmysql.New(gmysql.Config{Conn: pool, SkipInitializeWithVersion: true})
+	case "postgres", "postgresql":
+		db.driver = postgresDriver{}
+		dial = postgres.New(postgres.Config{Conn: pool})
+	default:
+		return nil, fmt.Errorf("database URL %s: unknown scheme %q (want sqlite, mysql or postgres)", db.URL, u.Scheme)
 	}
-	db.Gorm, err = gorm.Open(dial, &gorm.Config{Logger: logger.Discard, SkipDefaultTransaction: true})
-	if err != nil {
-		db.SQL.Close()
+	if db.Gorm, err = gorm.Open(dial, &gorm.Config{Logger: logger.Discard, SkipDefaultTransaction: true}); err != nil {
 		return nil, fmt.Errorf("open %s: %w", db.URL, err)
 	}
 	return db, nil
@@ -197,55 +218,8 @@ func MySQLConfig(u *url.URL) *mysql.Config {
 // Close closes the pool.
 func (db *DB) Close() error { return db.SQL.Close() }
 
-// Rebind turns ? placeholders into the dialect's form ($1, $2, ... on
-// PostgreSQL). Queries in this service are written with ?.
-func (db *DB) Rebind(query string) string { return Rebind(db.Dialect, query) }
-
-// Rebind turns ? placeholders into $n for PostgreSQL.
-func Rebind(d Dialect, query string) string {
-	if d != Postgres || !strings.Contains(query, "?") {
-		return query
-	}
-	var b strings.Builder
-	b.Grow(len(query) + 16)
-	n := 0
-	for i := 0; i < len(query); i++ {
-		if query[i] == '?' {
-			n++
-			fmt.Fprintf(&b, "$%d", n)
-			continue
-		}
-		b.WriteByte(query[i])
-	}
-	return b.String()
-}
-
-// FoldsCase reports whether the Open edX tables compare text ignoring case
-// (MySQL's _ci collations), so that `org = 'orgx'` also selects OrgX rows.
-// The service's own tables are case-sensitive everywhere.
-func (db *DB) FoldsCase() bool { return db.Dialect == MySQL }
-
-// Returning reports whether INSERT ... RETURNING works on this database.
-func (db *DB) Returning() bool { return db.Dialect != MySQL || db.MariaDB }
-
 // MaskURL hides the password of a database URL, so it can be logged.
 func MaskURL(raw string) string { return config.MaskURL(raw) }
-
-// InsertKeepExisting returns the verb and suffix of an INSERT that leaves
-// out rows whose unique column conflict already holds, compared as the
-// database compares (case-insensitively under MySQL's _ci collations).
-// conflict names the unique key's columns, comma separated.
-func InsertKeepExisting(d Dialect, conflict string) (verb, suffix string) {
-	switch d {
-	case MySQL:
-		first, _, _ := strings.Cut(conflict, ",")
-		return "INSERT INTO", " ON DUPLICATE KEY UPDATE " + first + " = " + first
-	case Postgres:
-		return "INSERT INTO", " ON CONFLICT (" + conflict + ") DO NOTHING"
-	default:
-		return "INSERT OR IGNORE INTO", ""
-	}
-}
 
 // NativeUUID reports whether a UUIDField column has a native uuid type
 // (PostgreSQL, MariaDB 10.7+) rather than Django's char(32) hex form. The

@@ -59,39 +59,39 @@ func uniq(name string, cols ...string) Index { return Index{Name: name, Columns:
 // these columns with the live ones. Extra columns, indexes and foreign keys
 // are Django's business.
 var OpenEdXTables = []Table{
-	{Name: "auth_user", Columns: []Column{
+	{Name: UserTable, Columns: []Column{
 		autoID(Int), vc("password", 128), null(col("last_login", DateTime)), col("is_superuser", Bool),
 		vc("username", 150), vc("first_name", 150), vc("last_name", 150), vc("email", 254),
 		col("is_staff", Bool), col("is_active", Bool), col("date_joined", DateTime),
 	}},
 	{Name: CourseOverviewTable, Columns: []Column{pkCol("id", Varchar, 255)}},
-	{Name: "student_courseaccessrole", Columns: []Column{
+	{Name: LegacyRoleTable, Columns: []Column{
 		autoID(Int), vc("org", 64), vc("course_id", 255), vc("role", 64), col("user_id", Int),
 	}},
-	{Name: "waffle_flag", Columns: []Column{
+	{Name: FlagTable, Columns: []Column{
 		autoID(Int), vc("name", 100), null(col("everyone", Bool)), null(Column{Name: "percent", Type: Decimal}),
 		col("testing", Bool), col("superusers", Bool), col("staff", Bool), col("authenticated", Bool),
 		col("languages", Text), col("rollout", Bool), col("note", Text), col("created", DateTime), col("modified", DateTime),
 	}},
-	overrideTable("waffle_utils_waffleflagcourseoverridemodel", "course_id"),
-	overrideTable("waffle_utils_waffleflagorgoverridemodel", "org"),
+	overrideTable(CourseOverrideTable, "course_id"),
+	overrideTable(OrgOverrideTable, "org"),
 	{Name: PolicyTable, Columns: []Column{
 		autoID(Int), vc("ptype", 255), vc("v0", 255), vc("v1", 255), vc("v2", 255), vc("v3", 255), vc("v4", 255), vc("v5", 255),
 	}},
-	{Name: "openedx_authz_scope", Columns: []Column{autoID(BigInt), null(vc("external_key", 255))}},
-	{Name: "openedx_authz_coursescope", Columns: []Column{pkCol("scope_ptr_id", BigInt, 0), null(vc("course_overview_id", 255))}},
-	{Name: "openedx_authz_subject", Columns: []Column{autoID(BigInt)}},
-	{Name: "openedx_authz_usersubject", Columns: []Column{pkCol("subject_ptr_id", BigInt, 0), null(col("user_id", Int))}},
-	{Name: "openedx_authz_extendedcasbinrule", Columns: []Column{
+	{Name: ScopeTable, Columns: []Column{autoID(BigInt), null(vc("external_key", 255))}},
+	{Name: CourseScopeTable, Columns: []Column{pkCol("scope_ptr_id", BigInt, 0), null(vc("course_overview_id", 255))}},
+	{Name: SubjectTable, Columns: []Column{autoID(BigInt)}},
+	{Name: UserSubjectTable, Columns: []Column{pkCol("subject_ptr_id", BigInt, 0), null(col("user_id", Int))}},
+	{Name: ExtendedRuleTable, Columns: []Column{
 		autoID(BigInt), vc("casbin_rule_key", 255), null(col("description", Text)), col("created_at", DateTime),
 		col("updated_at", DateTime), null(col("metadata", JSON)), col("casbin_rule_id", Int),
 		null(col("scope_id", BigInt)), null(col("subject_id", BigInt)),
 	}},
-	{Name: "openedx_authz_roleassignmentaudit", Columns: []Column{
+	{Name: AuditTable, Columns: []Column{
 		autoID(BigInt), vc("operation", 20), vc("subject", 255), vc("role", 255), vc("scope", 255),
 		null(col("actor_id", Int)), col("timestamp", DateTime),
 	}},
-	{Name: "openedx_authz_authzcourseauthoringmigrationrun", Columns: []Column{
+	{Name: RunTable, Columns: []Column{
 		autoID(BigInt), vc("migration_type", 20), vc("scope_type", 20), vc("scope_key", 255), vc("status", 20),
 		col("created_at", DateTime), col("updated_at", DateTime), null(col("completed_at", DateTime)), col("metadata", JSON),
 	}},
@@ -112,8 +112,8 @@ func overrideTable(name, keyCol string) Table {
 var OwnMigrations = [][]Table{
 	// 1: schema version, event outcomes, parked events.
 	{
-		{Name: "authz_consumer_schema", Own: true, Columns: []Column{col("version", Int), col("applied_at", DateTime)}},
-		{Name: "authz_consumer_event", Own: true, Columns: []Column{
+		{Name: SchemaTable, Own: true, Columns: []Column{col("version", Int), col("applied_at", DateTime)}},
+		{Name: EventTable, Own: true, Columns: []Column{
 			autoID(BigInt), vc("event_id", 255), vc("topic", 255), col("partition_no", Int), col("offset_no", BigInt),
 			vc("flag", 255), vc("scope_type", 20), vc("scope_key", 255), col("record_id", BigInt),
 			vc("outcome", 20), null(col("run_id", BigInt)), vc("direction", 20), col("detail", Text),
@@ -122,7 +122,7 @@ var OwnMigrations = [][]Table{
 			uniq("authz_consumer_event_event_id_uniq", "event_id"),
 			idx("authz_consumer_event_record_idx", "scope_type", "scope_key", "record_id"),
 		}},
-		{Name: "authz_consumer_parked", Own: true, Columns: []Column{
+		{Name: ParkedTable, Own: true, Columns: []Column{
 			autoID(BigInt), vc("event_id", 255), vc("topic", 255), col("partition_no", Int), col("offset_no", BigInt),
 			null(col("msg_key", Blob)), null(col("msg_value", Blob)), col("headers", Text), vc("reason", 64), col("detail", Text),
 			col("parked_at", DateTime), null(col("redriven_at", DateTime)),
@@ -131,7 +131,7 @@ var OwnMigrations = [][]Table{
 	// 2: the ledger of applied states: the state ("on": authz, "off":
 	// legacy) this service last put each scope's roles into.
 	{
-		{Name: "authz_consumer_scope_state", Own: true, Columns: []Column{
+		{Name: ScopeStateTable, Own: true, Columns: []Column{
 			autoID(BigInt), vc("scope_type", 20), vc("scope_key", 255), vc("applied", 3),
 			null(col("run_id", BigInt)), col("updated_at", DateTime),
 		}, Indexes: []Index{uniq("authz_consumer_scope_state_scope_uniq", "scope_type", "scope_key")}},
@@ -142,7 +142,7 @@ var OwnMigrations = [][]Table{
 	// each watermark that were not visible yet (gaps: rows that may still
 	// commit), and the instance-wide flag state it last saw.
 	{
-		{Name: "authz_consumer_sweep", Own: true, Columns: []Column{
+		{Name: SweepTable, Own: true, Columns: []Column{
 			pkCol("id", Int, 0), col("course_mark", BigInt), col("org_mark", BigInt),
 			col("course_floor", BigInt), col("org_floor", BigInt), col("course_gaps", Text), col("org_gaps", Text),
 			vc("everyone", 3), col("updated_at", DateTime),
@@ -163,9 +163,30 @@ var OwnTables = func() []Table {
 }()
 
 // Names of the Open edX tables the service reads and writes, as the real
-// Django migrations name them.
+// Django migrations name them. Every query names tables by these.
 const (
-	PolicyTable         = "casbin_rule" // casbin-django-orm-adapter's CasbinRule.Meta.db_table
+	UserTable           = "auth_user"
 	CourseOverviewTable = "course_overviews_courseoverview"
+	LegacyRoleTable     = "student_courseaccessrole" // the legacy course-team roles
+	FlagTable           = "waffle_flag"
+	CourseOverrideTable = "waffle_utils_waffleflagcourseoverridemodel"
+	OrgOverrideTable    = "waffle_utils_waffleflagorgoverridemodel"
+	PolicyTable         = "casbin_rule" // casbin-django-orm-adapter's CasbinRule.Meta.db_table
+	ScopeTable          = "openedx_authz_scope"
+	CourseScopeTable    = "openedx_authz_coursescope"
+	SubjectTable        = "openedx_authz_subject"
+	UserSubjectTable    = "openedx_authz_usersubject"
+	ExtendedRuleTable   = "openedx_authz_extendedcasbinrule"
+	AuditTable          = "openedx_authz_roleassignmentaudit"
+	RunTable            = "openedx_authz_authzcourseauthoringmigrationrun"
 	PolicyCacheTable    = "openedx_authz_policycachecontrol"
+)
+
+// Names of the service's own tables.
+const (
+	SchemaTable     = "authz_consumer_schema"      // the own tables' schema version
+	EventTable      = "authz_consumer_event"       // one row per event handled: its outcome
+	ParkedTable     = "authz_consumer_parked"      // events that could not be decoded
+	ScopeStateTable = "authz_consumer_scope_state" // the ledger of applied states
+	SweepTable      = "authz_consumer_sweep"       // the sweep's watermarks
 )

@@ -18,15 +18,7 @@ import (
 func DumpAll(t testing.TB, db *store.DB) map[string][]string {
 	t.Helper()
 	ctx := context.Background()
-	var q string
-	switch db.Dialect {
-	case store.SQLite:
-		q = "SELECT name FROM sqlite_master WHERE type = 'table'"
-	case store.MySQL:
-		q = "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() AND table_type = 'BASE TABLE'"
-	case store.Postgres:
-		q = "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
-	}
+	q := db.Driver().TablesQuery()
 	rows, err := db.SQL.QueryContext(ctx, q)
 	if err != nil {
 		t.Fatalf("list tables: %v", err)
@@ -52,11 +44,7 @@ func DumpAll(t testing.TB, db *store.DB) map[string][]string {
 
 func dumpTable(t testing.TB, db *store.DB, table string) []string {
 	t.Helper()
-	quoted := `"` + table + `"`
-	if db.Dialect == store.MySQL {
-		quoted = "`" + table + "`"
-	}
-	rows, err := db.SQL.QueryContext(context.Background(), "SELECT * FROM "+quoted)
+	rows, err := db.SQL.QueryContext(context.Background(), "SELECT * FROM "+db.Driver().QuoteIdent(table))
 	if err != nil {
 		t.Fatalf("dump %s: %v", table, err)
 	}
